@@ -1,0 +1,102 @@
+// Command clipcap trains, evaluates and serves CLIP-prefix captioning models.
+//
+// Each subcommand lives in its own file and registers itself with register();
+// this file only dispatches. Subcommands parse their own flags and call one
+// library package each.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one `clipcap <name>` subcommand.
+type command struct {
+	name    string
+	summary string
+	// run receives the arguments after the command name. It returns
+	// flag.ErrHelp after printing help, or an error to report.
+	run func(args []string) error
+}
+
+var commands = map[string]command{}
+
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("clipcap: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// errNotBuilt is returned by subcommands whose capability has not landed yet.
+func errNotBuilt(name string) error {
+	return fmt.Errorf("%s: not built yet in this version of clipcap", name)
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "clipcap: CLIP-prefix image captioning (ClipCap) on libtorch\n\nUsage: clipcap <command> [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'clipcap <command> --help' for a command's flags.\n")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "clipcap: unknown command %q\n", args[0])
+		usage()
+		return 2
+	}
+	err := c.run(args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		msg := err.Error()
+		if !strings.HasPrefix(msg, c.name+":") {
+			msg = c.name + ": " + msg
+		}
+		fmt.Fprintf(os.Stderr, "clipcap %s\n", msg)
+		return 1
+	}
+}
+
+// newFlags returns a FlagSet for a subcommand whose -h/--help prints the
+// summary, the usage line and the flags.
+func newFlags(name, usageLine, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nUsage: clipcap %s %s\n\nFlags:\n", summary, name, usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// stringList is a repeatable string flag (--image a --image b).
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

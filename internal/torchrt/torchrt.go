@@ -1,0 +1,134 @@
+// Package torchrt tunes the native runtime under libtorch (OpenBLAS kernel,
+// OpenMP waiting) and reports what is in use.
+//
+// Both OpenBLAS and libgomp read their settings from the environment in
+// their library constructors, before any Go code runs. So when the
+// environment has not chosen, init picks the OpenBLAS kernel that fits this
+// CPU (OpenBLAS 0.3.21 mis-detects recent Xeons and falls back to generic
+// kernels 4x slower) and OMP_WAIT_POLICY=PASSIVE (libtorch's OpenMP pool and
+// OpenBLAS's threads otherwise spin against each other on few cores), then
+// re-executes the process once with them. Settings the user made are never
+// overridden; CLIPCAP_NO_REEXEC=1 disables the re-exec.
+package torchrt
+
+/*
+#cgo LDFLAGS: -ldl
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stddef.h>
+
+static const char *blas_corename(void) {
+	char *(*f)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+	return f ? f() : NULL;
+}
+static const char *blas_config(void) {
+	char *(*f)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_config");
+	return f ? f() : NULL;
+}
+static int blas_threads(void) {
+	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+	return f ? f() : -1;
+}
+*/
+import "C"
+
+import (
+	"os"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/cpu"
+)
+
+const reexecMarker = "CLIPCAP_RUNTIME_SET"
+
+// Choice records how the runtime settings were decided, for doctor.
+type Choice struct {
+	CoreType       string // OPENBLAS_CORETYPE in effect ("" = OpenBLAS auto-detection)
+	CoreTypeSource string // "environment", "clipcap (CPU features)", or "auto-detected by OpenBLAS"
+	WaitPolicy     string // OMP_WAIT_POLICY in effect
+}
+
+var choice Choice
+
+func init() {
+	choice = decide()
+}
+
+func decide() Choice {
+	c := Choice{CoreType: os.Getenv("OPENBLAS_CORETYPE"), WaitPolicy: os.Getenv("OMP_WAIT_POLICY")}
+	set := os.Getenv(reexecMarker)
+	switch {
+	case c.CoreType != "" && strings.Contains(set, "coretype"):
+		c.CoreTypeSource = "clipcap (CPU features)"
+	case c.CoreType != "":
+		c.CoreTypeSource = "environment"
+	default:
+		c.CoreTypeSource = "auto-detected by OpenBLAS"
+	}
+	if set != "" || os.Getenv("CLIPCAP_NO_REEXEC") != "" || C.blas_corename() == nil {
+		return c // already re-executed, disabled, or no OpenBLAS in this process
+	}
+	var changed []string
+	if c.CoreType == "" {
+		if want := CoreTypeForCPU(); want != "" && !strings.EqualFold(want, BLASCore()) {
+			os.Setenv("OPENBLAS_CORETYPE", want)
+			changed = append(changed, "coretype")
+		}
+	}
+	if c.WaitPolicy == "" {
+		os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
+		changed = append(changed, "wait")
+	}
+	if len(changed) == 0 {
+		return c
+	}
+	os.Setenv(reexecMarker, strings.Join(changed, ","))
+	exe, err := os.Executable()
+	if err == nil {
+		err = syscall.Exec(exe, os.Args, os.Environ())
+	}
+	// Exec failed: carry on with the settings the process started with.
+	os.Unsetenv(reexecMarker)
+	return c
+}
+
+// CoreTypeForCPU names the OpenBLAS kernel family for this CPU's features, as
+// checked by x/sys/cpu (which also checks that the OS saves the registers), or
+// "" to leave the choice to OpenBLAS.
+func CoreTypeForCPU() string {
+	x := cpu.X86
+	switch {
+	case x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512DQ && x.HasAVX512CD && x.HasAVX512BF16:
+		return "Cooperlake"
+	case x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512DQ && x.HasAVX512CD:
+		return "SkylakeX"
+	case x.HasAVX2 && x.HasFMA:
+		return "Haswell"
+	}
+	return ""
+}
+
+// Current returns how the runtime settings were decided.
+func Current() Choice { return choice }
+
+// BLASCore is the kernel OpenBLAS runs, or "" when OpenBLAS is not loaded.
+func BLASCore() string {
+	p := C.blas_corename()
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
+
+// BLASConfig is OpenBLAS's build description, or "" when it is not loaded.
+func BLASConfig() string {
+	p := C.blas_config()
+	if p == nil {
+		return ""
+	}
+	return strings.TrimSpace(C.GoString(p))
+}
+
+// BLASThreads is OpenBLAS's thread count, or -1 when it is not loaded.
+func BLASThreads() int { return int(C.blas_threads()) }

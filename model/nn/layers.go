@@ -1,0 +1,94 @@
+package nn
+
+import (
+	"github.com/sugarme/gotch/ts"
+)
+
+// Linear is torch.nn.Linear: weight [out, in], optional bias [out].
+type Linear struct {
+	Weight, Bias *ts.Tensor
+}
+
+// NewLinear creates "<p>.weight" and, with bias, "<p>.bias" using PyTorch's
+// default initialization.
+func NewLinear(p Path, in, out int64, bias bool) *Linear {
+	l := &Linear{Weight: p.Param("weight", KaimingUniform{FanIn: in}, out, in)}
+	if bias {
+		l.Bias = p.Param("bias", KaimingUniform{FanIn: in}, out)
+	}
+	return l
+}
+
+// Forward maps [..., in] to [..., out]. x is not freed.
+func (l *Linear) Forward(x *ts.Tensor) *ts.Tensor {
+	wt := l.Weight.MustT(false)
+	defer wt.MustDrop()
+	if l.Bias == nil {
+		return x.MustMatmul(wt, false)
+	}
+	return affine(x, wt, l.Bias)
+}
+
+// Conv1D is HuggingFace GPT-2's Conv1D: a linear layer whose weight is
+// stored transposed, [in, out], under the published names.
+type Conv1D struct {
+	Weight, Bias *ts.Tensor
+}
+
+// NewConv1D creates "<p>.weight" [in, out] ~ N(0, std) and "<p>.bias" = 0.
+func NewConv1D(p Path, in, out int64, std float64) *Conv1D {
+	return &Conv1D{
+		Weight: p.Param("weight", Normal{Std: std}, in, out),
+		Bias:   p.Param("bias", Const{0}, out),
+	}
+}
+
+// Forward maps [..., in] to [..., out]. x is not freed.
+func (c *Conv1D) Forward(x *ts.Tensor) *ts.Tensor {
+	return affine(x, c.Weight, c.Bias)
+}
+
+// affine computes x·w + b with one addmm (a single BLAS call) over the
+// flattened leading dimensions.
+func affine(x, w, b *ts.Tensor) *ts.Tensor {
+	shape := x.MustSize()
+	in := shape[len(shape)-1]
+	out := w.MustSize()[1]
+	x2 := x.MustReshape([]int64{-1, in}, false)
+	y := b.MustAddmm(x2, w, false)
+	x2.MustDrop()
+	outShape := append(append([]int64{}, shape[:len(shape)-1]...), out)
+	return y.MustView(outShape, true)
+}
+
+// LayerNorm over the last dimension.
+type LayerNorm struct {
+	Weight, Bias *ts.Tensor
+	Eps          float64
+}
+
+// NewLayerNorm creates "<p>.weight" = 1 and "<p>.bias" = 0.
+func NewLayerNorm(p Path, dim int64, eps float64) *LayerNorm {
+	return &LayerNorm{
+		Weight: p.Param("weight", Const{1}, dim),
+		Bias:   p.Param("bias", Const{0}, dim),
+		Eps:    eps,
+	}
+}
+
+// Forward normalizes x; x is not freed.
+func (l *LayerNorm) Forward(x *ts.Tensor) *ts.Tensor {
+	dim := l.Weight.MustSize()
+	return ts.MustLayerNorm(x, dim, l.Weight, l.Bias, l.Eps, false)
+}
+
+// Dropout applies dropout with probability p in training mode, and frees x
+// when it returns a new tensor. In eval mode or with p = 0 it returns x.
+func Dropout(x *ts.Tensor, p float64, train bool) *ts.Tensor {
+	if !train || p == 0 {
+		return x
+	}
+	y := ts.MustDropout(x, p, true)
+	x.MustDrop()
+	return y
+}
