@@ -1,0 +1,185 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sugarme/gotch"
+	"gopkg.in/yaml.v3"
+
+	"github.com/clipcap/clipcap/model/clipcap"
+	"github.com/clipcap/clipcap/model/generate"
+	"github.com/clipcap/clipcap/model/weights"
+)
+
+// File names inside a model directory.
+const (
+	ConfigFile  = "config.yaml"
+	WeightsFile = "model.safetensors"
+	VocabFile   = "vocab.json"
+	MergesFile  = "merges.txt"
+)
+
+// DirConfig is a model directory's config.yaml.
+type DirConfig struct {
+	Format     int              `yaml:"format"`
+	Model      clipcap.Config   `yaml:"model"`
+	CLIP       CLIPInfo         `yaml:"clip"`
+	Generation generate.Options `yaml:"generation"`
+}
+
+// CLIPInfo says which CLIP encoder produced the embeddings the model was
+// trained on, and where its weights are when the directory carries them.
+type CLIPInfo struct {
+	Name     string `yaml:"name"`              // e.g. ViT-B/32
+	EmbedDim int64  `yaml:"embed_dim"`         // must equal the mapper's clip_dim
+	Weights  string `yaml:"weights,omitempty"` // file inside the directory, optional
+	Random   bool   `yaml:"random,omitempty"`  // seeded random weights (demo), said plainly
+}
+
+// DefaultGeneration is predict.py's decoding: beam 5, stop at ".", 67 tokens.
+func DefaultGeneration() generate.Options {
+	return generate.Options{Strategy: generate.Beam, BeamSize: 5, MaxTokens: 67, StopTokens: []int{generate.DefaultStop}}
+}
+
+// NewDirConfig fills a config for a model.
+func NewDirConfig(m *clipcap.Model, clipName string) DirConfig {
+	return DirConfig{Format: 1, Model: m.Cfg, CLIP: CLIPInfo{Name: clipName, EmbedDim: m.Cfg.Mapper.ClipDim}, Generation: DefaultGeneration()}
+}
+
+// ReadDirConfig parses dir/config.yaml, rejecting unknown keys.
+func ReadDirConfig(dir string) (DirConfig, error) {
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return DirConfig{}, fmt.Errorf("%s is not a model directory: no %s", dir, ConfigFile)
+		}
+		return DirConfig{}, err
+	}
+	var c DirConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.Format != 1 {
+		return c, fmt.Errorf("%s: format %d is not supported (want 1)", path, c.Format)
+	}
+	if err := c.Model.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.CLIP.EmbedDim != 0 && c.CLIP.EmbedDim != c.Model.Mapper.ClipDim {
+		return c, fmt.Errorf("%s: clip.embed_dim %d differs from the mapper's clip_dim %d", path, c.CLIP.EmbedDim, c.Model.Mapper.ClipDim)
+	}
+	return c, nil
+}
+
+// Load reads a model directory onto dev.
+func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
+	cfg, err := ReadDirConfig(dir)
+	if err != nil {
+		return nil, cfg, err
+	}
+	m, err := clipcap.New(cfg.Model, dev)
+	if err != nil {
+		return nil, cfg, err
+	}
+	path := filepath.Join(dir, WeightsFile)
+	src, err := weights.OpenSafetensors(path)
+	if err != nil {
+		return nil, cfg, err
+	}
+	defer src.Close()
+	unused, err := weights.LoadInto(m.Store, src, path, officialName, nil)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if len(unused) > 0 {
+		return nil, cfg, fmt.Errorf("%s: tensors the model has no place for: %v", path, head(unused, 5))
+	}
+	return m, cfg, nil
+}
+
+// StateDict returns every parameter as raw float32 tensors under the
+// official names.
+func StateDict(m *clipcap.Model) (map[string]weights.RawTensor, error) {
+	out := map[string]weights.RawTensor{}
+	for _, p := range m.Store.All() {
+		rt, err := weights.FromTorch(p.Tensor)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %s: %w", p.Name, err)
+		}
+		out[p.Name] = rt
+	}
+	return out, nil
+}
+
+// Save writes a self-contained model directory: config.yaml,
+// model.safetensors and the tokenizer files copied from tokenizerDir (skipped
+// when tokenizerDir is ""). Each file is written atomically.
+func Save(dir string, m *clipcap.Model, cfg DirConfig, tokenizerDir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	cfg.Format = 1
+	cfg.Model = m.Cfg
+	sd, err := StateDict(m)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{"format": "clipcap-1", "mapper": string(m.Cfg.Mapper.Kind)}
+	if err := weights.WriteSafetensors(filepath.Join(dir, WeightsFile), sd, meta); err != nil {
+		return err
+	}
+	y, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, ConfigFile), y); err != nil {
+		return err
+	}
+	if tokenizerDir == "" {
+		return nil
+	}
+	for _, f := range []string{VocabFile, MergesFile} {
+		data, err := os.ReadFile(filepath.Join(tokenizerDir, f))
+		if err != nil {
+			return fmt.Errorf("copying tokenizer files: %w", err)
+		}
+		if err := writeAtomic(filepath.Join(dir, f), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	return weights.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// ExportOfficial writes the state dict under the official names, with the
+// tied gpt.lm_head.weight that GPT2LMHeadModel's state dict carries, so the
+// original code's model.load_state_dict(torch.load(path)) accepts it. The
+// extension picks the container: .pt (torch.save zip) or .safetensors.
+func ExportOfficial(m *clipcap.Model, path string) error {
+	sd, err := StateDict(m)
+	if err != nil {
+		return err
+	}
+	sd["gpt.lm_head.weight"] = sd["gpt.transformer.wte.weight"]
+	switch filepath.Ext(path) {
+	case ".pt", ".pth", ".bin":
+		return weights.WriteTorch(path, sd)
+	case ".safetensors":
+		return weights.WriteSafetensors(path, sd, nil)
+	}
+	return fmt.Errorf("%s: unknown extension (use .pt or .safetensors)", path)
+}

@@ -1,0 +1,205 @@
+package clip
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/clipcap/clipcap/model/nn"
+	"github.com/clipcap/clipcap/model/weights"
+)
+
+// Options adjust Load.
+type Options struct {
+	// Heads overrides the inferred head count (build_model's width/64 for
+	// ViT, width*32/64 for ResNet) when positive.
+	Heads int64
+	// Half converts the tower to fp16 after loading (CUDA only).
+	Half bool
+}
+
+// Load reads an image tower from path: an OpenAI TorchScript release (.pt,
+// fp16 weights become float32), an OpenAI-named state dict (safetensors or
+// torch.save, full CLIP or image tower only, under any prefix such as
+// "visual." or "state_dict.visual."), or a Hugging Face
+// CLIPVisionModelWithProjection / CLIPModel safetensors. The text tower and
+// other unrelated tensors are ignored; unexpected image-tower tensors are
+// an error, as they mean the architecture was inferred wrongly.
+func Load(path string, dev gotch.Device) (*Model, Config, error) {
+	return LoadWith(path, dev, Options{})
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, dev gotch.Device, opt Options) (*Model, Config, error) {
+	src, closeSrc, err := openWeights(path)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	defer closeSrc()
+	v, err := visualView(path, src)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	cfg, err := InferConfig(v.shapes)
+	if err != nil {
+		return nil, Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if opt.Heads > 0 {
+		cfg.Heads = opt.Heads
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	store := nn.NewStore(dev)
+	m, err := newModel(store.Root().Sub("visual"), dev, cfg, false)
+	if err != nil {
+		return nil, Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	unused, err := weights.LoadInto(store, v, path, func(n string) string { return n }, nil)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	if len(unused) > 0 {
+		sort.Strings(unused)
+		return nil, Config{}, fmt.Errorf("%s: image-tower tensors the inferred %s architecture has no place for: %v (wrong layer count or a different model?)", path, cfg.Kind, firstFew(unused))
+	}
+	store.SetTrainable("", false)
+	m.store = store
+	if opt.Half {
+		if err := m.Half(); err != nil {
+			return nil, Config{}, err
+		}
+	}
+	return m, cfg, nil
+}
+
+func firstFew(s []string) string {
+	if len(s) > 5 {
+		return fmt.Sprintf("%v and %d more", s[:5], len(s)-5)
+	}
+	return fmt.Sprint(s)
+}
+
+// openWeights opens a safetensors file or a torch.save / TorchScript
+// archive, chosen by content rather than extension.
+func openWeights(path string) (weights.Lookup, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clip weights: %w", err)
+	}
+	head := make([]byte, 9)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	head = head[:n]
+	// A safetensors file starts with an 8-byte header length and then '{'.
+	if n == 9 && head[8] == '{' {
+		sf, err := weights.OpenSafetensors(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return sf, func() { sf.Close() }, nil
+	}
+	if bytes.HasPrefix(head, []byte("PK\x03\x04")) || (n > 0 && head[0] == 0x80) {
+		tf, err := weights.OpenTorch(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tf, func() { tf.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("%s: neither safetensors nor a torch/TorchScript archive", path)
+}
+
+// view presents a checkpoint's image tower under OpenAI's "visual.*" names.
+type view struct {
+	names  []string
+	shapes map[string][]int64
+	get    map[string]func() (weights.RawTensor, error)
+}
+
+func (v *view) Names() []string { return v.names }
+
+func (v *view) Tensor(name string) (weights.RawTensor, error) {
+	g, ok := v.get[name]
+	if !ok {
+		return weights.RawTensor{}, fmt.Errorf("no tensor %q", name)
+	}
+	return g()
+}
+
+func (v *view) add(name string, shape []int64, get func() (weights.RawTensor, error)) {
+	v.names = append(v.names, name)
+	v.shapes[name] = shape
+	v.get[name] = get
+}
+
+// visualView finds the image tower in src: OpenAI names under whatever
+// prefix precedes "conv1.weight" next to a class_embedding (ViT) or an
+// attnpool (ResNet), else Hugging Face names.
+func visualView(path string, src weights.Lookup) (*view, error) {
+	names := src.Names()
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	prefix, found := "", false
+	for _, n := range names {
+		p, ok := strings.CutSuffix(n, "conv1.weight")
+		if ok && (have[p+"class_embedding"] || have[p+"attnpool.positional_embedding"]) {
+			if !found || len(p) < len(prefix) {
+				prefix, found = p, true
+			}
+		}
+	}
+	if found {
+		return openaiView(src, names, prefix)
+	}
+	for _, n := range names {
+		if p, ok := strings.CutSuffix(n, "vision_model.embeddings.patch_embedding.weight"); ok {
+			if err := checkHFConfig(path); err != nil {
+				return nil, err
+			}
+			return hfView(path, src, have, p)
+		}
+	}
+	return nil, fmt.Errorf("%s: no CLIP image tower found (no OpenAI visual.conv1.weight or Hugging Face vision_model.* tensors)", path)
+}
+
+// openaiView renames prefix+X to visual.X, leaving out BatchNorm's
+// num_batches_tracked (eval does not read it).
+func openaiView(src weights.Lookup, names []string, prefix string) (*view, error) {
+	v := &view{shapes: map[string][]int64{}, get: map[string]func() (weights.RawTensor, error){}}
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, prefix)
+		if !ok || strings.HasSuffix(rest, "num_batches_tracked") {
+			continue
+		}
+		if prefix == "" && !isVisualName(rest) {
+			continue // a bare tower's names; anything else is not ours
+		}
+		t, err := src.Tensor(n)
+		if err != nil {
+			return nil, err
+		}
+		src, n := src, n
+		v.add("visual."+rest, t.Shape, func() (weights.RawTensor, error) { return src.Tensor(n) })
+	}
+	return v, nil
+}
+
+// isVisualName tells image-tower names from others when a state dict has
+// no prefix (a saved model.visual). A full CLIP's text tower names
+// (transformer.*, token_embedding, ...) would be taken for the ViT's, so
+// they are only accepted when the ViT signature is present.
+func isVisualName(n string) bool {
+	for _, p := range []string{"conv", "bn", "class_embedding", "positional_embedding", "ln_pre", "ln_post", "proj", "transformer.", "layer", "attnpool."} {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	return false
+}

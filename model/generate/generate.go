@@ -1,0 +1,181 @@
+// Package generate is the one inference path from prefix embeddings to
+// captions: greedy decoding, beam search with the official predict.py
+// semantics, and temperature / top-k / top-p sampling, batched over images
+// and using GPT-2's key/value cache.
+package generate
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clipcap/clipcap/model/gpt2"
+)
+
+// Strategy picks the decoding algorithm.
+type Strategy string
+
+const (
+	Greedy Strategy = "greedy"
+	Beam   Strategy = "beam"
+	Sample Strategy = "sample"
+)
+
+// Options control decoding. The zero value of a field means its default,
+// which is predict.py's: beam 5, "." (id 13) stops, 67 tokens at most.
+type Options struct {
+	Strategy    Strategy `yaml:"strategy" json:"strategy"`
+	BeamSize    int      `yaml:"beam_size" json:"beam_size"`
+	MaxTokens   int      `yaml:"max_tokens" json:"max_tokens"`
+	StopTokens  []int    `yaml:"stop_tokens" json:"stop_tokens"` // nil = [13] ("."); empty non-nil = none
+	Temperature float64  `yaml:"temperature" json:"temperature"` // 0 = 1
+	TopK        int      `yaml:"top_k" json:"top_k"`             // sampling only; 0 = off
+	TopP        float64  `yaml:"top_p" json:"top_p"`             // sampling only; 0 = off
+	Seed        int64    `yaml:"seed" json:"seed"`
+	// NoCache re-runs GPT-2 over the whole sequence for every token, as
+	// predict.py does. Only for checking the cache and for comparisons.
+	NoCache bool `yaml:"-" json:"-"`
+}
+
+// DefaultStop is GPT-2's id of ".", predict.py's stop token.
+const DefaultStop = 13
+
+// WithDefaults fills unset fields.
+func (o Options) WithDefaults() Options {
+	if o.Strategy == "" {
+		o.Strategy = Beam
+	}
+	if o.BeamSize <= 0 {
+		o.BeamSize = 5
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 67
+	}
+	if o.StopTokens == nil {
+		o.StopTokens = []int{DefaultStop}
+	}
+	if o.Temperature <= 0 {
+		o.Temperature = 1
+	}
+	return o
+}
+
+// Result is one generated caption.
+type Result struct {
+	Tokens []int // generated ids, the stop token included when one ended it
+	// Score is the sum of the tokens' log-probabilities (greedy, sample) or
+	// beam search's length-normalized score.
+	Score   float64
+	Stopped bool // ended by a stop token rather than the length limit
+}
+
+// Generate decodes one caption per prefix row. prefix is [B, L, E] (float32,
+// not freed).
+func Generate(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
+	opt = opt.WithDefaults()
+	shape := prefix.MustSize()
+	if len(shape) != 3 || shape[2] != m.Cfg.NEmbd {
+		return nil, fmt.Errorf("generate: prefix has shape %v, want [batch, length, %d]", shape, m.Cfg.NEmbd)
+	}
+	if int64(opt.MaxTokens)+shape[1] > m.Cfg.NPositions {
+		return nil, fmt.Errorf("generate: prefix %d + %d tokens exceeds GPT-2's %d positions", shape[1], opt.MaxTokens, m.Cfg.NPositions)
+	}
+	if shape[0] == 0 {
+		return nil, nil
+	}
+	var out []Result
+	var err error
+	ts.NoGrad(func() {
+		switch opt.Strategy {
+		case Greedy, Sample:
+			out, err = stepwise(m, prefix, opt)
+		case Beam:
+			out, err = beamSearch(m, prefix, opt)
+		default:
+			err = fmt.Errorf("generate: unknown strategy %q (greedy, beam or sample)", opt.Strategy)
+		}
+	})
+	return out, err
+}
+
+// decoder runs GPT-2 one step at a time, with or without the cache.
+type decoder struct {
+	m     *gpt2.Model
+	cache *gpt2.Cache
+	seq   *ts.Tensor // all embeddings so far, only without the cache
+	dev   gotch.Device
+}
+
+func newDecoder(m *gpt2.Model, batch, maxLen int64, noCache bool, dev gotch.Device) *decoder {
+	d := &decoder{m: m, dev: dev}
+	if !noCache {
+		d.cache = m.NewCache(batch, maxLen, dev)
+	}
+	return d
+}
+
+// step feeds embeddings [B, T, E] and returns the last position's logits
+// [B, vocab]. embeds is freed.
+func (d *decoder) step(embeds *ts.Tensor) (*ts.Tensor, error) {
+	input := embeds
+	if d.cache == nil {
+		if d.seq == nil {
+			d.seq = embeds
+		} else {
+			s := ts.MustCat([]*ts.Tensor{d.seq, embeds}, 1)
+			d.seq.MustDrop()
+			embeds.MustDrop()
+			d.seq = s
+		}
+		input = d.seq
+	}
+	hidden, err := d.m.Forward(input, nil, d.cache, false)
+	if d.cache != nil {
+		embeds.MustDrop()
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := hidden.MustSize()[1]
+	last := hidden.MustNarrow(1, t-1, 1, true)
+	logits := d.m.Logits(last)
+	last.MustDrop()
+	return logits.MustSqueezeDim(1, true), nil
+}
+
+// keep restricts the decoder to rows idx ([B'] int64 on the device).
+func (d *decoder) keep(idx *ts.Tensor) {
+	if d.cache != nil {
+		d.cache.Reorder(idx)
+		return
+	}
+	s := d.seq.MustIndexSelect(0, idx, true)
+	d.seq = s
+}
+
+func (d *decoder) free() {
+	if d.cache != nil {
+		d.cache.Free()
+	}
+	if d.seq != nil {
+		d.seq.MustDrop()
+	}
+}
+
+func isStop(tok int, stops []int) bool {
+	for _, s := range stops {
+		if tok == s {
+			return true
+		}
+	}
+	return false
+}
+
+func int64Tensor(v []int64, dev gotch.Device) *ts.Tensor {
+	t := ts.MustOfSlice(v)
+	if dev != gotch.CPU {
+		return t.MustTo(dev, true)
+	}
+	return t
+}

@@ -1,0 +1,691 @@
+package weights
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// This file is a restricted pickle virtual machine: it understands the
+// opcodes of protocols 0-5 but constructs only plain data (numbers, strings,
+// lists, tuples, dicts) and the handful of objects torch.save and
+// torch.jit.save need. Globals are resolved through an allow-list
+// (pickleCallables); anything else is an error, so a malicious checkpoint
+// cannot run code the way Python's pickle.load would let it.
+
+// pyList is a Python list (mutable, so a pointer).
+type pyList struct{ items []any }
+
+// pyTuple is a Python tuple.
+type pyTuple []any
+
+// pyDict is an insertion-ordered Python dict (OrderedDict too).
+type pyDict struct {
+	keys  []any
+	vals  []any
+	index map[any]int // for comparable keys; others are searched linearly
+	// attrs holds instance attributes set by BUILD (OrderedDict._metadata).
+	attrs any
+}
+
+func newDict() *pyDict { return &pyDict{index: map[any]int{}} }
+
+func (d *pyDict) set(k, v any) {
+	if isHashable(k) {
+		if i, ok := d.index[k]; ok {
+			d.vals[i] = v
+			return
+		}
+		d.index[k] = len(d.keys)
+	}
+	d.keys = append(d.keys, k)
+	d.vals = append(d.vals, v)
+}
+
+func (d *pyDict) get(k string) (any, bool) {
+	i, ok := d.index[k]
+	if !ok {
+		return nil, false
+	}
+	return d.vals[i], true
+}
+
+func isHashable(k any) bool {
+	switch k.(type) {
+	case string, int64, bool, float64, nil:
+		return true
+	}
+	return false
+}
+
+// pyGlobal is a resolved-but-unapplied global (a class or function).
+type pyGlobal struct{ module, name string }
+
+func (g pyGlobal) String() string { return g.module + "." + g.name }
+
+// pyObject is a placeholder instance of an allowed class (TorchScript's
+// __torch__.* modules): its state is recorded, nothing is executed.
+type pyObject struct {
+	class pyGlobal
+	args  []any
+	state any
+}
+
+// pyMark is the MARK sentinel on the stack.
+type pyMark struct{}
+
+// unpickler holds the VM state for one pickle stream.
+type unpickler struct {
+	name string // for error messages
+	data []byte
+	pos  int
+
+	stack []any
+	marks []int // stack heights at each MARK
+	memo  map[int64]any
+
+	// resolve decides what a GLOBAL may name; it returns a value pushed
+	// on the stack (usually a pyGlobal) or an error.
+	resolve func(module, name string) (any, error)
+	// call applies an allowed callable (REDUCE, NEWOBJ).
+	call func(fn any, args []any) (any, error)
+	// persistentLoad turns a persistent id into a value (storages).
+	persistentLoad func(pid any) (any, error)
+}
+
+func (u *unpickler) errorf(format string, args ...any) error {
+	return fmt.Errorf("pickle %s: at byte %d: %s", u.name, u.pos, fmt.Sprintf(format, args...))
+}
+
+func (u *unpickler) read(n int) ([]byte, error) {
+	if n < 0 || n > len(u.data)-u.pos {
+		return nil, u.errorf("truncated: need %d bytes, %d left", n, len(u.data)-u.pos)
+	}
+	b := u.data[u.pos : u.pos+n]
+	u.pos += n
+	return b, nil
+}
+
+func (u *unpickler) readLine() (string, error) {
+	i := strings.IndexByte(string(u.data[u.pos:]), '\n')
+	if i < 0 {
+		return "", u.errorf("truncated: unterminated line")
+	}
+	s := string(u.data[u.pos : u.pos+i])
+	u.pos += i + 1
+	return s, nil
+}
+
+func (u *unpickler) push(v any) { u.stack = append(u.stack, v) }
+
+func (u *unpickler) pop() (any, error) {
+	if len(u.stack) == 0 || (len(u.marks) > 0 && len(u.stack) <= u.marks[len(u.marks)-1]) {
+		return nil, u.errorf("stack underflow")
+	}
+	v := u.stack[len(u.stack)-1]
+	u.stack = u.stack[:len(u.stack)-1]
+	return v, nil
+}
+
+func (u *unpickler) top() (any, error) {
+	if len(u.stack) == 0 {
+		return nil, u.errorf("stack underflow")
+	}
+	return u.stack[len(u.stack)-1], nil
+}
+
+// popMark pops everything above the last MARK.
+func (u *unpickler) popMark() ([]any, error) {
+	if len(u.marks) == 0 {
+		return nil, u.errorf("no MARK on the stack")
+	}
+	m := u.marks[len(u.marks)-1]
+	u.marks = u.marks[:len(u.marks)-1]
+	items := append([]any(nil), u.stack[m:]...)
+	u.stack = u.stack[:m]
+	return items, nil
+}
+
+func (u *unpickler) memoPut(i int64) error {
+	v, err := u.top()
+	if err != nil {
+		return err
+	}
+	u.memo[i] = v
+	return nil
+}
+
+func (u *unpickler) memoGet(i int64) error {
+	v, ok := u.memo[i]
+	if !ok {
+		return u.errorf("memo key %d not found", i)
+	}
+	u.push(v)
+	return nil
+}
+
+// load runs the VM until STOP and returns the result.
+func (u *unpickler) load() (any, error) {
+	if u.memo == nil {
+		u.memo = map[int64]any{}
+	}
+	for {
+		if u.pos >= len(u.data) {
+			return nil, u.errorf("truncated: no STOP opcode")
+		}
+		op := u.data[u.pos]
+		u.pos++
+		if op == '.' { // STOP
+			v, err := u.pop()
+			if err != nil {
+				return nil, err
+			}
+			return v, nil
+		}
+		if err := u.step(op); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (u *unpickler) step(op byte) error {
+	switch op {
+	case 0x80: // PROTO
+		b, err := u.read(1)
+		if err != nil {
+			return err
+		}
+		if b[0] > 5 {
+			return u.errorf("unsupported pickle protocol %d", b[0])
+		}
+	case 0x95: // FRAME: framing is transparent to us
+		_, err := u.read(8)
+		return err
+	case '(': // MARK
+		u.marks = append(u.marks, len(u.stack))
+	case '0': // POP
+		if len(u.stack) > 0 && len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1] {
+			u.marks = u.marks[:len(u.marks)-1] // popping a MARK itself
+			return nil
+		}
+		_, err := u.pop()
+		return err
+	case '1': // POP_MARK
+		_, err := u.popMark()
+		return err
+	case '2': // DUP
+		v, err := u.top()
+		if err != nil {
+			return err
+		}
+		u.push(v)
+	case 'N':
+		u.push(nil)
+	case 0x88:
+		u.push(true)
+	case 0x89:
+		u.push(false)
+	case 'I': // INT (text); "01"/"00" are True/False in protocol 0
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		switch s {
+		case "01":
+			u.push(true)
+		case "00":
+			u.push(false)
+		default:
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return u.errorf("bad INT %q", s)
+			}
+			u.push(v)
+		}
+	case 'J': // BININT
+		b, err := u.read(4)
+		if err != nil {
+			return err
+		}
+		u.push(int64(int32(binary.LittleEndian.Uint32(b))))
+	case 'K': // BININT1
+		b, err := u.read(1)
+		if err != nil {
+			return err
+		}
+		u.push(int64(b[0]))
+	case 'M': // BININT2
+		b, err := u.read(2)
+		if err != nil {
+			return err
+		}
+		u.push(int64(binary.LittleEndian.Uint16(b)))
+	case 'L': // LONG (text)
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		s = strings.TrimSuffix(s, "L")
+		bi, ok := new(big.Int).SetString(s, 10)
+		if !ok {
+			return u.errorf("bad LONG %q", s)
+		}
+		u.push(normInt(bi))
+	case 0x8a, 0x8b: // LONG1, LONG4
+		var n int
+		if op == 0x8a {
+			b, err := u.read(1)
+			if err != nil {
+				return err
+			}
+			n = int(b[0])
+		} else {
+			b, err := u.read(4)
+			if err != nil {
+				return err
+			}
+			n = int(int32(binary.LittleEndian.Uint32(b)))
+		}
+		b, err := u.read(n)
+		if err != nil {
+			return err
+		}
+		u.push(decodeLong(b))
+	case 'F': // FLOAT (text)
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return u.errorf("bad FLOAT %q", s)
+		}
+		u.push(f)
+	case 'G': // BINFLOAT, big-endian
+		b, err := u.read(8)
+		if err != nil {
+			return err
+		}
+		u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
+	case 'S': // STRING (text, quoted repr)
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		uq, err := strconv.Unquote(pyQuoteToGo(s))
+		if err != nil {
+			return u.errorf("bad STRING %q", s)
+		}
+		u.push(uq)
+	case 'V': // UNICODE (raw-unicode-escape line)
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		u.push(s)
+	case 'T', 'U', 'X', 0x8c, 0x8d, 'B', 'C', 0x8e, 0x96:
+		return u.stepBytes(op)
+	case ']':
+		u.push(&pyList{})
+	case 'l': // LIST
+		items, err := u.popMark()
+		if err != nil {
+			return err
+		}
+		u.push(&pyList{items: items})
+	case 'a', 'e': // APPEND, APPENDS
+		var items []any
+		if op == 'a' {
+			v, err := u.pop()
+			if err != nil {
+				return err
+			}
+			items = []any{v}
+		} else {
+			var err error
+			if items, err = u.popMark(); err != nil {
+				return err
+			}
+		}
+		t, err := u.top()
+		if err != nil {
+			return err
+		}
+		l, ok := t.(*pyList)
+		if !ok {
+			return u.errorf("APPEND to a %T", t)
+		}
+		l.items = append(l.items, items...)
+	case ')':
+		u.push(pyTuple{})
+	case 't':
+		items, err := u.popMark()
+		if err != nil {
+			return err
+		}
+		u.push(pyTuple(items))
+	case 0x85, 0x86, 0x87: // TUPLE1..3
+		n := int(op - 0x84)
+		if len(u.stack) < n {
+			return u.errorf("stack underflow")
+		}
+		items := append(pyTuple(nil), u.stack[len(u.stack)-n:]...)
+		u.stack = u.stack[:len(u.stack)-n]
+		u.push(items)
+	case '}':
+		u.push(newDict())
+	case 'd': // DICT
+		items, err := u.popMark()
+		if err != nil {
+			return err
+		}
+		d := newDict()
+		if len(items)%2 != 0 {
+			return u.errorf("DICT with an odd number of items")
+		}
+		for i := 0; i < len(items); i += 2 {
+			d.set(items[i], items[i+1])
+		}
+		u.push(d)
+	case 's', 'u': // SETITEM, SETITEMS
+		var items []any
+		if op == 's' {
+			v, err := u.pop()
+			if err != nil {
+				return err
+			}
+			k, err := u.pop()
+			if err != nil {
+				return err
+			}
+			items = []any{k, v}
+		} else {
+			var err error
+			if items, err = u.popMark(); err != nil {
+				return err
+			}
+		}
+		t, err := u.top()
+		if err != nil {
+			return err
+		}
+		d, ok := t.(*pyDict)
+		if !ok {
+			return u.errorf("SETITEM on a %T", t)
+		}
+		if len(items)%2 != 0 {
+			return u.errorf("SETITEMS with an odd number of items")
+		}
+		for i := 0; i < len(items); i += 2 {
+			d.set(items[i], items[i+1])
+		}
+	case 0x8f: // EMPTY_SET: represented as a list; sets never hold tensors
+		u.push(&pyList{})
+	case 0x90: // ADDITEMS
+		items, err := u.popMark()
+		if err != nil {
+			return err
+		}
+		t, err := u.top()
+		if err != nil {
+			return err
+		}
+		l, ok := t.(*pyList)
+		if !ok {
+			return u.errorf("ADDITEMS to a %T", t)
+		}
+		l.items = append(l.items, items...)
+	case 0x91: // FROZENSET
+		items, err := u.popMark()
+		if err != nil {
+			return err
+		}
+		u.push(pyTuple(items))
+	case 'g', 'h', 'j':
+		return u.stepGet(op)
+	case 'p', 'q', 'r':
+		return u.stepPut(op)
+	case 0x94: // MEMOIZE
+		return u.memoPut(int64(len(u.memo)))
+	case 'c': // GLOBAL module\nname\n
+		mod, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		name, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		return u.global(mod, name)
+	case 0x93: // STACK_GLOBAL
+		nv, err := u.pop()
+		if err != nil {
+			return err
+		}
+		mv, err := u.pop()
+		if err != nil {
+			return err
+		}
+		mod, ok1 := mv.(string)
+		name, ok2 := nv.(string)
+		if !ok1 || !ok2 {
+			return u.errorf("STACK_GLOBAL needs two strings")
+		}
+		return u.global(mod, name)
+	case 'R', 0x81, 0x92: // REDUCE, NEWOBJ, NEWOBJ_EX
+		if op == 0x92 {
+			if _, err := u.pop(); err != nil { // kwargs: unused by our types
+				return err
+			}
+		}
+		av, err := u.pop()
+		if err != nil {
+			return err
+		}
+		fn, err := u.pop()
+		if err != nil {
+			return err
+		}
+		args, ok := av.(pyTuple)
+		if !ok {
+			return u.errorf("call arguments are a %T, not a tuple", av)
+		}
+		v, err := u.call(fn, args)
+		if err != nil {
+			return u.errorf("%v", err)
+		}
+		u.push(v)
+	case 'b': // BUILD
+		state, err := u.pop()
+		if err != nil {
+			return err
+		}
+		t, err := u.top()
+		if err != nil {
+			return err
+		}
+		switch o := t.(type) {
+		case *pyObject:
+			o.state = state
+		case *pyDict:
+			o.attrs = state
+		case *tensorRef:
+			// A tensor's Python attributes: nothing we need.
+		default:
+			return u.errorf("BUILD on a %T", t)
+		}
+	case 'P': // PERSID (text)
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		return u.persid(s)
+	case 'Q': // BINPERSID
+		pid, err := u.pop()
+		if err != nil {
+			return err
+		}
+		return u.persid(pid)
+	case 'i', 'o':
+		return u.errorf("INST/OBJ opcodes (old-style class instances) are not allowed")
+	case 0x82, 0x83, 0x84:
+		return u.errorf("extension registry opcodes are not allowed")
+	case 0x97, 0x98: // NEXT_BUFFER, READONLY_BUFFER
+		return u.errorf("out-of-band buffers are not supported")
+	default:
+		return u.errorf("unknown opcode 0x%02x", op)
+	}
+	return nil
+}
+
+func (u *unpickler) stepBytes(op byte) error {
+	var n int
+	switch op {
+	case 'U', 'C', 0x8c: // 1-byte length
+		b, err := u.read(1)
+		if err != nil {
+			return err
+		}
+		n = int(b[0])
+	case 'T', 'X', 'B': // 4-byte length
+		b, err := u.read(4)
+		if err != nil {
+			return err
+		}
+		n = int(binary.LittleEndian.Uint32(b))
+	default: // 8-byte length
+		b, err := u.read(8)
+		if err != nil {
+			return err
+		}
+		l := binary.LittleEndian.Uint64(b)
+		if l > uint64(len(u.data)) {
+			return u.errorf("truncated: length %d", l)
+		}
+		n = int(l)
+	}
+	b, err := u.read(n)
+	if err != nil {
+		return err
+	}
+	switch op {
+	case 'X', 0x8c, 0x8d: // unicode
+		u.push(string(b))
+	case 'T', 'U': // py2 str: torch's legacy files hold ASCII keys
+		u.push(string(b))
+	default: // bytes
+		u.push(append([]byte(nil), b...))
+	}
+	return nil
+}
+
+func (u *unpickler) stepGet(op byte) error {
+	switch op {
+	case 'g':
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return u.errorf("bad GET %q", s)
+		}
+		return u.memoGet(i)
+	case 'h':
+		b, err := u.read(1)
+		if err != nil {
+			return err
+		}
+		return u.memoGet(int64(b[0]))
+	default:
+		b, err := u.read(4)
+		if err != nil {
+			return err
+		}
+		return u.memoGet(int64(binary.LittleEndian.Uint32(b)))
+	}
+}
+
+func (u *unpickler) stepPut(op byte) error {
+	switch op {
+	case 'p':
+		s, err := u.readLine()
+		if err != nil {
+			return err
+		}
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return u.errorf("bad PUT %q", s)
+		}
+		return u.memoPut(i)
+	case 'q':
+		b, err := u.read(1)
+		if err != nil {
+			return err
+		}
+		return u.memoPut(int64(b[0]))
+	default:
+		b, err := u.read(4)
+		if err != nil {
+			return err
+		}
+		return u.memoPut(int64(binary.LittleEndian.Uint32(b)))
+	}
+}
+
+func (u *unpickler) global(mod, name string) error {
+	v, err := u.resolve(mod, name)
+	if err != nil {
+		return u.errorf("%v", err)
+	}
+	u.push(v)
+	return nil
+}
+
+func (u *unpickler) persid(pid any) error {
+	if u.persistentLoad == nil {
+		return u.errorf("persistent id in a pickle that should have none")
+	}
+	v, err := u.persistentLoad(pid)
+	if err != nil {
+		return u.errorf("%v", err)
+	}
+	u.push(v)
+	return nil
+}
+
+// decodeLong decodes pickle's little-endian two's-complement LONG bytes.
+func decodeLong(b []byte) any {
+	if len(b) == 0 {
+		return int64(0)
+	}
+	be := make([]byte, len(b))
+	for i := range b {
+		be[len(b)-1-i] = b[i]
+	}
+	bi := new(big.Int).SetBytes(be)
+	if b[len(b)-1]&0x80 != 0 {
+		bi.Sub(bi, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	}
+	return normInt(bi)
+}
+
+// normInt keeps ints that fit in int64 as int64, the type the rest uses.
+func normInt(bi *big.Int) any {
+	if bi.IsInt64() {
+		return bi.Int64()
+	}
+	return bi
+}
+
+// pyQuoteToGo turns a Python 'single-quoted' repr into a Go-quotable form.
+func pyQuoteToGo(s string) string {
+	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
+		inner := strings.ReplaceAll(s[1:len(s)-1], `\'`, `'`)
+		return `"` + strings.ReplaceAll(inner, `"`, `\"`) + `"`
+	}
+	return s
+}
