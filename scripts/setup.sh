@@ -101,7 +101,9 @@ fi
 
 # --- 5. the binary -------------------------------------------------------------------------
 if [ -z "${SETUP_SKIP_BUILD:-}" ]; then
-  if ! go build -o bin/clipcap ./cmd/clipcap 2>"$cache/build.log"; then
+  pkg=github.com/clipcap/clipcap/internal/doctor
+  facts="version=$tver,libtorch=$lt,cxx11_abi=$abi,cuda=$cuda"
+  if ! go build -ldflags "-X $pkg.BuildLibtorch=$facts -X $pkg.BuildGotch=$prepared" -o bin/clipcap ./cmd/clipcap 2>"$cache/build.log"; then
     cat "$cache/build.log" >&2
     die "go build ./cmd/clipcap failed (log above)."
   fi

@@ -136,11 +136,7 @@ func Save(dir string, m *clipcap.Model, cfg DirConfig, tokenizerDir string) erro
 	if err := weights.WriteSafetensors(filepath.Join(dir, WeightsFile), sd, meta); err != nil {
 		return err
 	}
-	y, err := yaml.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	if err := writeAtomic(filepath.Join(dir, ConfigFile), y); err != nil {
+	if err := WriteDirConfig(dir, cfg); err != nil {
 		return err
 	}
 	if tokenizerDir == "" {
@@ -156,6 +152,15 @@ func Save(dir string, m *clipcap.Model, cfg DirConfig, tokenizerDir string) erro
 		}
 	}
 	return nil
+}
+
+// WriteDirConfig writes dir/config.yaml atomically.
+func WriteDirConfig(dir string, cfg DirConfig) error {
+	y, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, ConfigFile), y)
 }
 
 func writeAtomic(path string, data []byte) error {
