@@ -216,4 +216,3 @@ func parseDevice(s string) (gotch.Device, error) {
 	}
 	return gotch.CPU, fmt.Errorf("--device %q: want cpu or cuda", s)
 }
-

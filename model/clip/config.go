@@ -9,7 +9,6 @@ package clip
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -188,12 +187,7 @@ var known = map[string]Config{
 func KnownConfig(name string) (Config, error) {
 	c, ok := known[name]
 	if !ok {
-		names := make([]string, 0, len(known))
-		for n := range known {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return Config{}, fmt.Errorf("clip: unknown model %q; known: %s", name, strings.Join(names, ", "))
+		return Config{}, fmt.Errorf("clip: unknown model %q; known: %s", name, strings.Join(knownNames(), ", "))
 	}
 	return c, nil
 }

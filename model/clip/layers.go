@@ -9,6 +9,11 @@ import (
 	"github.com/clipcap/clipcap/model/nn"
 )
 
+// gotch v0.9.1's in-place ops (Add_, Relu_, ...) replace the Go tensor's
+// handle without freeing the old one, which keeps the whole tensor alive
+// forever; this package therefore uses only out-of-place ops on
+// intermediates, freeing inputs with del=true.
+
 // builder carries what every layer constructor needs: whether to draw
 // random weights (New) or only allocate them for a checkpoint to overwrite
 // (Load: zero fill is much cheaper than sampling 300M normals), and the
@@ -87,7 +92,7 @@ func (b *batchNorm2d) forward(x *ts.Tensor, relu bool) *ts.Tensor {
 		y = yf.MustTotype(dt, true)
 	}
 	if relu {
-		y.MustRelu_()
+		y = y.MustRelu(true)
 	}
 	return y
 }
@@ -123,7 +128,7 @@ func attention(q, k, v *ts.Tensor, heads int64) *ts.Tensor {
 	s := q.MustSize()
 	hd := s[2] / heads
 	qh, kh, vh := split(q), split(k), split(v)
-	qh.MustMulScalar_(ts.FloatScalar(1 / math.Sqrt(float64(hd))))
+	qh = qh.MustMulScalar(ts.FloatScalar(1/math.Sqrt(float64(hd))), true)
 	kt := kh.MustTranspose(2, 3, true)
 	scores := qh.MustMatmul(kt, true)
 	kt.MustDrop()

@@ -91,7 +91,7 @@ func (m *Model) Encode(images *ts.Tensor) (*ts.Tensor, error) {
 // model returns an error.
 func (m *Model) Half() error {
 	if !m.dev.IsCuda() {
-		return fmt.Errorf("clip: --half needs a CUDA device; this model is on %v (CPU runs in float32)", m.dev)
+		return fmt.Errorf("clip: --half needs a CUDA device; this model is on the CPU, which computes in float32")
 	}
 	m.convert(gotch.Half)
 	return nil

@@ -62,14 +62,13 @@ func (b *bottleneck) forward(x *ts.Tensor) *ts.Tensor {
 		if id != x {
 			id.MustDrop()
 		}
-		out.MustAdd_(d)
+		out = out.MustAdd(d, true)
 		d.MustDrop()
 	} else {
-		out.MustAdd_(x)
+		out = out.MustAdd(x, true)
 	}
 	x.MustDrop()
-	out.MustRelu_()
-	return out
+	return out.MustRelu(true)
 }
 
 // forwardFree is forward that frees its input.
@@ -109,7 +108,7 @@ func (a *attentionPool) forward(x *ts.Tensor) *ts.Tensor {
 	tokens := ts.MustCat([]*ts.Tensor{mean, seq}, 1)                                    // [B, HW+1, C]
 	mean.MustDrop()
 	seq.MustDrop()
-	tokens.MustAdd_(a.pos)
+	tokens = tokens.MustAdd(a.pos, true)
 	first := tokens.MustNarrow(1, 0, 1, false)
 	q := a.q.Forward(first)
 	first.MustDrop()

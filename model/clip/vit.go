@@ -37,7 +37,7 @@ func (bd *builder) residualBlock(p nn.Path, width, heads int64) *residualBlock {
 	}
 }
 
-// forward updates x [B, L, W] in place and returns it.
+// forward frees x [B, L, W] and returns the block's output.
 func (b *residualBlock) forward(x *ts.Tensor) *ts.Tensor {
 	h := b.ln1.forward(x)
 	qkv := b.inProj.Forward(h)
@@ -46,26 +46,26 @@ func (b *residualBlock) forward(x *ts.Tensor) *ts.Tensor {
 	o := attention(parts[0], parts[1], parts[2], b.heads)
 	a := b.outProj.Forward(o)
 	o.MustDrop()
-	x.MustAdd_(a)
+	x = x.MustAdd(a, true)
 	a.MustDrop()
 
 	h = b.ln2.forward(x)
 	f := b.fc.Forward(h)
 	h.MustDrop()
-	quickGELU(f, b.quickScale)
+	f = quickGELU(f, b.quickScale)
 	m := b.proj.Forward(f)
 	f.MustDrop()
-	x.MustAdd_(m)
+	x = x.MustAdd(m, true)
 	m.MustDrop()
 	return x
 }
 
-// quickGELU is CLIP's x * sigmoid(1.702 x), applied to x in place.
-func quickGELU(x *ts.Tensor, scale *ts.Scalar) {
-	s := x.MustMulScalar(scale, false)
-	s.MustSigmoid_()
-	x.MustMul_(s)
+// quickGELU is CLIP's x * sigmoid(1.702 x); x is freed.
+func quickGELU(x *ts.Tensor, scale *ts.Scalar) *ts.Tensor {
+	s := x.MustMulScalar(scale, false).MustSigmoid(true)
+	y := x.MustMul(s, true)
 	s.MustDrop()
+	return y
 }
 
 // visionTransformer is openai/CLIP's VisionTransformer.
@@ -111,7 +111,7 @@ func (v *visionTransformer) forward(x *ts.Tensor) *ts.Tensor {
 	seq := ts.MustCat([]*ts.Tensor{cls, p}, 1) // [B, g²+1, W]
 	cls.MustDrop()
 	p.MustDrop()
-	seq.MustAdd_(v.posEmbedding)
+	seq = seq.MustAdd(v.posEmbedding, true)
 	h := v.lnPre.forward(seq)
 	seq.MustDrop()
 	for _, blk := range v.blocks {
