@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/clipcap/clipcap/model/clip"
+	"github.com/clipcap/clipcap/model/weights"
+)
+
+func init() {
+	register(command{
+		name:    "embed",
+		summary: "CLIP image embeddings, one row per image, float32 .npy",
+		run:     runEmbed,
+	})
+}
+
+func runEmbed(args []string) error {
+	fs := newFlags("embed", "--clip NAME_OR_PATH --image F... --out F.npy [--batch N]",
+		"Encode images with a CLIP image tower and write their embeddings as a float32\n"+
+			".npy [N, D], rows in input order. --clip takes an OpenAI model name (ViT-B/32,\n"+
+			"RN50x4, ...; fetched into the download cache if absent) or a weights file:\n"+
+			"an OpenAI .pt release, an OpenAI-named state dict, or Hugging Face\n"+
+			"CLIPVisionModelWithProjection safetensors. Images may also follow the flags.")
+	var images stringList
+	clipArg := fs.String("clip", "", "OpenAI CLIP model name or weights file (required)")
+	fs.Var(&images, "image", "image file (repeatable)")
+	out := fs.String("out", "", "output .npy file (required)")
+	batch := fs.Int("batch", 32, "images per forward pass")
+	device := fs.String("device", "auto", "cpu, cuda, cuda:N or auto")
+	half := fs.Bool("half", false, "compute in fp16 (CUDA only)")
+	cache := fs.String("cache", "", "download cache (default $CLIPCAP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/clipcap)")
+	// --image F... takes every following non-flag argument, so flags may
+	// come after the image list: parse, collect the positionals, resume.
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		rest = fs.Args()
+		i := 0
+		for i < len(rest) && (rest[i] == "-" || !strings.HasPrefix(rest[i], "-")) {
+			images = append(images, rest[i])
+			i++
+		}
+		if rest = rest[i:]; len(rest) == 0 {
+			break
+		}
+	}
+	switch {
+	case *clipArg == "":
+		return fmt.Errorf("embed: --clip is required")
+	case *out == "":
+		return fmt.Errorf("embed: --out is required")
+	case len(images) == 0:
+		return fmt.Errorf("embed: name at least one --image")
+	case *batch < 1:
+		return fmt.Errorf("embed: --batch must be at least 1, got %d", *batch)
+	}
+	dev, err := clip.ParseDevice(*device)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	path, err := clip.Resolve(ctx, *clipArg, *cache)
+	if err != nil {
+		return err
+	}
+	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: *half})
+	if err != nil {
+		return err
+	}
+	rows, err := m.EmbedFiles(ctx, images, *batch)
+	if err != nil {
+		return err
+	}
+	return weights.WriteNpy(*out, rows)
+}

@@ -1,0 +1,137 @@
+package generate_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clipcap/clipcap/model/generate"
+	"github.com/clipcap/clipcap/model/gpt2"
+	"github.com/clipcap/clipcap/model/nn"
+)
+
+// BenchmarkGenerateVsPredictPy measures our generation at GPT-2 small size
+// (random weights, prefix 10, 20 tokens, stop token disabled) and, in the
+// same run, testdata/bench_predict.py: the original predict.py's decoding
+// re-created in PyTorch (no KV cache, one image at a time). Run with
+// -benchtime 1x; it takes a few minutes, most of it in the PyTorch baseline.
+func BenchmarkGenerateVsPredictPy(b *testing.B) {
+	const tokens, batch, prefixLen = 20, 32, 10
+	store := nn.NewStore(gotch.CPU)
+	m, err := gpt2.New(store.Root(), gpt2.Presets["gpt2"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	store.SetTrainable("", false)
+	prefix := func(n int64) *ts.Tensor {
+		x := ts.MustRandn([]int64{n, prefixLen, 768}, gotch.Float, gotch.CPU)
+		return x.MustMulScalar(ts.FloatScalar(0.1), true)
+	}
+	run := func(opt generate.Options, n int64) time.Duration {
+		p := prefix(n)
+		defer p.MustDrop()
+		opt.StopTokens = []int{}
+		start := time.Now()
+		res, err := generate.Generate(m, p, opt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res) != int(n) || len(res[0].Tokens) != opt.MaxTokens {
+			b.Fatalf("generated %d captions of %d tokens", len(res), len(res[0].Tokens))
+		}
+		return time.Since(start)
+	}
+	best := func(f func() time.Duration) time.Duration {
+		d := f()
+		for i := 0; i < 2; i++ {
+			if e := f(); e < d {
+				d = e
+			}
+		}
+		return d
+	}
+	run(generate.Options{Strategy: generate.Greedy, MaxTokens: 2}, 1) // warm-up
+	var greedy1, greedy20, beam, batched time.Duration
+	for i := 0; i < b.N; i++ {
+		greedy1 = best(func() time.Duration { return run(generate.Options{Strategy: generate.Greedy, MaxTokens: 1}, 1) })
+		greedy20 = best(func() time.Duration { return run(generate.Options{Strategy: generate.Greedy, MaxTokens: tokens}, 1) })
+		beam = best(func() time.Duration { return run(generate.Options{Strategy: generate.Beam, MaxTokens: tokens}, 1) })
+		batched = run(generate.Options{Strategy: generate.Greedy, MaxTokens: tokens}, batch)
+	}
+	msPerToken := float64(greedy20-greedy1) / float64(tokens-1) / 1e6
+	weightBytes := float64(store.NumParams("")-m.Cfg.NPositions*m.Cfg.NEmbd) * 4 // wpe is read one row a step
+	bw := memoryBandwidth()
+	floorMs := weightBytes / bw * 1e3
+	b.ReportMetric(msPerToken, "ms/token")
+	b.ReportMetric(floorMs, "floor-ms/token")
+	b.ReportMetric(msPerToken/floorMs, "x-floor")
+	b.ReportMetric(greedy20.Seconds(), "greedy-s/img")
+	b.ReportMetric(beam.Seconds(), "beam5-s/img")
+	b.ReportMetric(float64(batch)/batched.Seconds(), "batch32-img/s")
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-rss-MB")
+
+	if _, err := os.Stat("/usr/bin/python3"); err != nil || os.Getenv("CLIPCAP_BENCH_NO_PYTORCH") != "" {
+		return
+	}
+	out, err := exec.Command("/usr/bin/python3", "testdata/bench_predict.py", strconv.Itoa(tokens), strconv.Itoa(batch)).Output()
+	if err != nil {
+		b.Logf("PyTorch baseline failed: %v", err)
+		return
+	}
+	var py struct {
+		Greedy  float64 `json:"greedy_s_per_image"`
+		Beam    float64 `json:"beam_s_per_image"`
+		Batched float64 `json:"batched_greedy_images_per_s"`
+		RSS     float64 `json:"peak_rss_mb"`
+	}
+	if err := json.Unmarshal(out, &py); err != nil {
+		b.Fatalf("PyTorch baseline printed %q", out)
+	}
+	b.ReportMetric(py.Greedy/greedy20.Seconds(), "greedy-speedup")
+	b.ReportMetric(py.Beam/beam.Seconds(), "beam5-speedup")
+	b.ReportMetric(float64(batch)/batched.Seconds()/py.Batched, "batch32-speedup")
+	b.ReportMetric(py.RSS, "pytorch-peak-rss-MB")
+}
+
+// memoryBandwidth measures copy bandwidth in bytes/s (read + write counted
+// once, as a weight read is).
+func memoryBandwidth() float64 {
+	const size = 256 << 20
+	src := make([]byte, size)
+	dst := make([]byte, size)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	bestSec := 1e9
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		copy(dst, src)
+		if s := time.Since(start).Seconds(); s < bestSec {
+			bestSec = s
+		}
+	}
+	// A copy reads and writes each byte; decoding only reads weights.
+	return 2 * size / bestSec
+}
+
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
