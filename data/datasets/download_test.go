@@ -1,0 +1,166 @@
+package datasets
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// server serves each failure mode on its own path and counts requests and
+// the most requests it saw in flight at once.
+type server struct {
+	mu       sync.Mutex
+	hits     map[string]int
+	inFlight atomic.Int32
+	peak     atomic.Int32
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		p := s.peak.Load()
+		if n <= p || s.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	s.mu.Lock()
+	s.hits[r.URL.Path]++
+	hit := s.hits[r.URL.Path]
+	s.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // long enough for requests to overlap
+	png := []byte("\x89PNG fake image bytes")
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/ok"):
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(png)
+	case r.URL.Path == "/slow":
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(png)
+	case r.URL.Path == "/missing":
+		http.NotFound(w, r)
+	case r.URL.Path == "/html":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte("<html>gone</html>"))
+	case r.URL.Path == "/huge":
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(make([]byte, 5000))
+	case r.URL.Path == "/truncated":
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Header().Set("Content-Length", "1000")
+		w.Write(png) // then the handler returns: the connection is cut short
+	case r.URL.Path == "/redirect":
+		http.Redirect(w, r, "/ok-target", http.StatusFound)
+	case r.URL.Path == "/flaky": // fails once, then works: retried
+		if hit == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "image/webp")
+		w.Write(png)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func TestDownload(t *testing.T) {
+	srv := &server{hits: map[string]int{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dir := t.TempDir()
+	paths := []string{"/ok1", "/ok2", "/ok3", "/ok4", "/ok5", "/ok6", "/slow", "/missing", "/html", "/huge", "/truncated", "/redirect", "/flaky"}
+	var items []Item
+	for i, p := range paths {
+		items = append(items, Item{ImageID: strconv.Itoa(i), URL: ts.URL + p, Path: ImageFile(dir, i)})
+	}
+	items = append(items, Item{ImageID: "local", Path: "/nowhere"}) // no URL: not a download
+	opt := DownloadOptions{Dir: dir, Workers: 8, PerHost: 3, Timeout: 150 * time.Millisecond,
+		Retries: 1, Backoff: time.Millisecond, MaxBytes: 1000}
+	st, err := Download(context.Background(), items, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != 13 || st.Downloaded != 8 || st.Failed != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+	if p := srv.peak.Load(); p > 3 {
+		t.Errorf("%d requests in flight at once, per-host limit is 3", p)
+	}
+	for i, p := range paths {
+		data, err := os.ReadFile(ImageFile(dir, i))
+		ok := strings.HasPrefix(p, "/ok") || p == "/redirect" || p == "/flaky"
+		if ok != (err == nil) || (ok && !strings.HasPrefix(string(data), "\x89PNG")) {
+			t.Errorf("%s: file %q, %v", p, data, err)
+		}
+	}
+	fails, err := ReadFailures(dir + "/" + FailuresFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"6": "deadline exceeded", "7": "404", "8": `content type "text/html; charset=utf-8" is not an image`,
+		"9": "over the 1000-byte limit", "10": "truncated"}
+	if len(fails) != len(want) {
+		t.Errorf("failures %v", fails)
+	}
+	for id, w := range want {
+		if !strings.Contains(fails[id], w) {
+			t.Errorf("failure of item %s: %q, want it to mention %q", id, fails[id], w)
+		}
+	}
+	// Transient failures were retried, permanent ones not.
+	if srv.hits["/slow"] != 2 || srv.hits["/flaky"] != 2 || srv.hits["/missing"] != 1 || srv.hits["/html"] != 1 {
+		t.Errorf("hits %v", srv.hits)
+	}
+
+	// A rerun downloads nothing and leaves the dead URLs alone...
+	before := len(srv.hits)
+	total := 0
+	for _, n := range srv.hits {
+		total += n
+	}
+	st, err = Download(context.Background(), items, opt)
+	if err != nil || st.Cached != 8 || st.Skipped != 5 || st.Downloaded+st.Failed != 0 {
+		t.Fatalf("rerun: %+v %v", st, err)
+	}
+	after := 0
+	for _, n := range srv.hits {
+		after += n
+	}
+	if after != total || len(srv.hits) != before {
+		t.Fatalf("rerun made %d requests", after-total)
+	}
+	// ...unless asked to retry them.
+	opt.RetryFailed, opt.Timeout = true, 2*time.Second
+	st, err = Download(context.Background(), items, opt)
+	if err != nil || st.Downloaded != 1 || st.Failed != 4 || st.Cached != 8 {
+		t.Fatalf("retry failed: %+v %v", st, err)
+	}
+}
+
+func TestPolitenessRate(t *testing.T) {
+	srv := &server{hits: map[string]int{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dir := t.TempDir()
+	var items []Item
+	for i := 0; i < 6; i++ {
+		items = append(items, Item{ImageID: strconv.Itoa(i), URL: ts.URL + "/ok" + strconv.Itoa(i), Path: ImageFile(dir, i)})
+	}
+	start := time.Now()
+	st, err := Download(context.Background(), items, DownloadOptions{Dir: dir, Workers: 6, PerHost: 6, Rate: 50})
+	if err != nil || st.Downloaded != 6 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	// 6 starts spaced 20 ms apart take at least 100 ms.
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("6 requests at 50/s took only %v", d)
+	}
+}
