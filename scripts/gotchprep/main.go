@@ -60,6 +60,11 @@ func prepare(src, dst, cflags, cxxflags, ldflags string, maxRounds int) error {
 	if err := freeReplacedHandles(filepath.Join(tmp, "ts", "tensor-generated.go")); err != nil {
 		return err
 	}
+	for _, f := range []string{"tensor-generated.go", "tensor.go"} {
+		if err := keepArgumentsAlive(filepath.Join(tmp, "ts", f)); err != nil {
+			return err
+		}
+	}
 	genPath := filepath.Join(libtch, generatedFile)
 	var stubbed []string
 	for round := 1; ; round++ {
@@ -112,6 +117,56 @@ func freeReplacedHandles(path string) error {
 	}
 	patched := strings.ReplaceAll(string(data), old, "\n  lib.AtFree(ts.ctensor)\n  ts.ctensor = *ptr\n")
 	return os.WriteFile(path, []byte(patched), 0o644)
+}
+
+var (
+	funcLineRE = regexp.MustCompile(`^func ?(\(ts \*Tensor\))? ?[A-Za-z_][A-Za-z0-9_]*\((.*)\) ?(\(.*\))? ?\{\s*$`)
+	ptrParamRE = regexp.MustCompile(`(\w+) (\*Tensor|\*Scalar|\[\]\*Tensor)\b`)
+)
+
+// keepArgumentsAlive fixes a use-after-free in gotch: its functions pass
+// ts.ctensor / s.cscalar to C and never touch the Go objects again, so when
+// a caller passes a temporary (ts.FloatScalar(2), a tensor it does not use
+// afterwards) the garbage collector may run the object's finalizer — which
+// frees the C tensor or scalar — while libtorch is still using it. A
+// deferred runtime.KeepAlive per pointer argument keeps each alive until
+// the function returns.
+func keepArgumentsAlive(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(data), "\n")
+	out := make([]string, 0, len(lines)*2)
+	patched := 0
+	for _, line := range lines {
+		out = append(out, line)
+		m := funcLineRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var names []string
+		if m[1] != "" {
+			names = append(names, "ts")
+		}
+		for _, p := range ptrParamRE.FindAllStringSubmatch(m[2], -1) {
+			names = append(names, p[1])
+		}
+		for _, n := range names {
+			out = append(out, "\tdefer runtime.KeepAlive("+n+")")
+		}
+		if len(names) > 0 {
+			patched++
+		}
+	}
+	if patched == 0 {
+		return fmt.Errorf("%s: no functions found to patch (gotch changed?)", path)
+	}
+	src := strings.Join(out, "\n")
+	if !strings.Contains(src, "\"runtime\"") {
+		src = strings.Replace(src, "import(\n", "import(\n  \"runtime\"\n", 1)
+	}
+	return os.WriteFile(path, []byte(src), 0o644)
 }
 
 // writeLibGo replaces gotch's lib.go, whose flags hard-code CUDA and a bundled libtorch.
