@@ -10,8 +10,10 @@ import (
 )
 
 // RandomCLIPConfig is the demo's image tower when no pretrained CLIP is in
-// the cache: a small ViT (CLIP's architecture, OpenAI's parameter names).
-var RandomCLIPConfig = clip.Config{Kind: clip.ViT, Width: 128, Layers: 2, PatchSize: 8, InputResolution: 64, EmbedDim: 128, Heads: 2}
+// the cache: a small ModifiedResNet (CLIP's architecture and parameter names);
+// its random convolutional features keep colour, count, shape and position
+// linearly readable (a random ViT of this size lost shape and position).
+var RandomCLIPConfig = clip.Config{Kind: clip.ResNet, Width: 16, ResLayers: [4]int64{1, 1, 1, 1}, InputResolution: 64, EmbedDim: 128, Heads: 8}
 
 // WriteRandomCLIP saves a seeded random image tower as safetensors that
 // clip.Load reads like any OpenAI-named checkpoint.

@@ -42,20 +42,21 @@ type Item struct {
 // Sizes of the splits.
 type Sizes struct{ Train, Val, Test int }
 
-// Generate writes size×size PNG images under dir/images and one JSONL file
-// per split (dir/train.jsonl, val.jsonl, test.jsonl) with three reference
-// captions each. The same seed gives the same files.
+// Generate writes size×size PNG images under dir/images and dir/demo.jsonl:
+// one line per image with its split and three reference captions (the
+// format `clipcap extract --dataset jsonl` reads). The same seed gives the
+// same files.
 func Generate(dir string, n Sizes, size int, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
 		return err
 	}
 	idx := 0
+	var lines []byte
 	for _, split := range []struct {
 		name string
 		n    int
 	}{{"train", n.Train}, {"val", n.Val}, {"test", n.Test}} {
-		var lines []byte
 		for i := 0; i < split.n; i++ {
 			c, s, k, p := rng.Intn(len(colours)), rng.Intn(len(shapes)), rng.Intn(len(counts)), rng.Intn(len(positions))
 			img := draw(rng, size, c, s, k+1, p)
@@ -68,11 +69,8 @@ func Generate(dir string, n Sizes, size int, seed int64) error {
 			b, _ := json.Marshal(item)
 			lines = append(append(lines, b...), '\n')
 		}
-		if err := os.WriteFile(filepath.Join(dir, split.name+".jsonl"), lines, 0o644); err != nil {
-			return err
-		}
 	}
-	return nil
+	return os.WriteFile(filepath.Join(dir, "demo.jsonl"), lines, 0o644)
 }
 
 // captions describes an image three ways, as annotators would.

@@ -117,3 +117,39 @@ func abbrev() *regexp.Regexp {
 	})
 	return abbrevRe
 }
+
+// plainWord returns the end of the word starting at byte pos of s when the
+// lexer's token there is certainly that word, else pos. It is the fast
+// path's argument applied to one token: an ASCII letter, then ASCII letters
+// and digits, then an ASCII space, a line break or the end of the text. A
+// rule matching more than the word must take a character other than a
+// letter or digit, and the only ones that take a space or line break keep
+// the word as their token (`ABBREV4 / SPACE`, `ACRO / SPACENL`; the others
+// need a period or other punctuation inside the word, or start with
+// '<' or a digit); the rules before WORD that a bare word ties with are the
+// splitWord ones.
+//
+// At an ASCII space the only rule besides the catch-all is the one skipping
+// a run of SPACE characters (TestSpaceOnlySkips), so the lexer skips that
+// run (isPTBSpace) without trying the rules.
+func plainWord(s string, pos int) int {
+	if !isASCIILetter(s[pos]) {
+		return pos
+	}
+	j := pos + 1
+	for j < len(s) && (isASCIILetter(s[j]) || isASCIIDigit(s[j])) {
+		j++
+	}
+	if j < len(s) && s[j] != ' ' && s[j] != '\n' {
+		return pos
+	}
+	if splitWord(s[pos:j]) {
+		return pos
+	}
+	return j
+}
+
+// isPTBSpace is the lexer's SPACE class (mSPACE).
+func isPTBSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == 0xA0 || (r >= 0x2000 && r <= 0x200A) || r == 0x3000
+}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -103,6 +104,8 @@ func TestTokenizeMatchesOnePass(t *testing.T) {
 		{"no.", "5"},
 		{"x <a b='1", "2' > y", "z", "plain words"},
 		{"plain", "<a b=\"1", "2\">", "plain words", "A.", "The end"},
+		// A word is a token of its own only before a space or line break.
+		{"a dog,cat-like thing", "one,two-three, four", "x,y.com z"},
 	} {
 		compareTokenize(t, "cross-line", c)
 	}
@@ -205,6 +208,28 @@ func TestFastPathMatchesLexer(t *testing.T) {
 	for _, line := range []string{"a man's dog", "U.S.", "Jan.", "I.", "a cannot b", "2 dogs", "a,b", "a.b", "a b. c", "x-ray", "café"} {
 		if s, ok := fastTokenize(line); ok {
 			t.Errorf("fast path took %q (gave %q)", line, s)
+		}
+	}
+}
+
+// TestSpaceOnlySkips backs the lexer's space shortcut: at an ASCII space
+// the only candidate rules are the space-skipping rule and the catch-all,
+// both emitting nothing, and isPTBSpace is the SPACE class.
+func TestSpaceOnlySkips(t *testing.T) {
+	re := regexp.MustCompile("^" + mSPACE + "$")
+	for r := rune(0); r <= 0xFFFF; r++ {
+		if re.MatchString(string(r)) != isPTBSpace(r) {
+			t.Errorf("isPTBSpace(%U) = %v, SPACE class disagrees", r, isPTBSpace(r))
+		}
+	}
+	lx := ptb()
+	cands := lx.ascii[' ']
+	if len(cands) != 2 || cands[1] != len(lx.rules)-1 {
+		t.Fatalf("rules that may start at a space: %v", cands)
+	}
+	for _, i := range cands {
+		if _, emit, _ := lx.rules[i].act([]uint16{' '}); emit {
+			t.Errorf("rule %d emits a token for a space", i)
 		}
 	}
 }

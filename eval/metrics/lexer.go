@@ -32,6 +32,7 @@ type rule struct {
 	r1, r2 *regexp.Regexp // anchored full matches, for splitting a variable trailing context
 	trail  int            // fixed length of r2 in units; -1: variable
 	first  runeSet
+	reach  reach
 	act    action
 }
 
@@ -55,7 +56,9 @@ func newRule(r1, r2 string, trail int, act action) *rule {
 	if err != nil {
 		panic("metrics: bad PTB rule " + full + ": " + err.Error()) // programming error in a constant table
 	}
-	rl.first, _ = firstSet(parsed.Simplify())
+	simple := parsed.Simplify()
+	rl.first, _ = firstSet(simple)
+	rl.reach = reachOf(simple)
 	return rl
 }
 
@@ -118,10 +121,11 @@ func newLexInput(text string) *lexInput {
 	return &lexInput{units: units, ls: b.String(), unitAt: unitAt}
 }
 
-// lex returns the tokens of text, newlines as newlineToken.
+// lex returns the tokens of text, newlines as newlineToken, trying every
+// rule at every token (no shortcuts: the reference the tests compare with).
 func (lx *lexer) lex(text string) []string {
 	var toks []string
-	lx.scan(newLexInput(text), 0, func(tok string, _ int) bool {
+	lx.scan(newLexInput(text), 0, false, func(tok string, _ int) bool {
 		toks = append(toks, tok)
 		return true
 	})
@@ -129,19 +133,45 @@ func (lx *lexer) lex(text string) []string {
 }
 
 // scan lexes in.ls from byte pos, handing each token and the byte position
-// after it to emit, until the text ends or emit returns false.
-func (lx *lexer) scan(in *lexInput, pos int, emit func(tok string, next int) bool) {
+// after it to emit, until the text ends or emit returns false. With
+// shortcuts, plain words and spaces skip the rules (see plainWord).
+func (lx *lexer) scan(in *lexInput, pos int, shortcuts bool, emit func(tok string, next int) bool) {
 	ls, units, unitAt := in.ls, in.units, in.unitAt
 	for pos < len(ls) {
 		c, _ := utf8.DecodeRuneInString(ls[pos:])
+		if shortcuts {
+			if c == ' ' {
+				// The space rule takes the whole run of spaces.
+				for pos < len(ls) {
+					r, size := utf8.DecodeRuneInString(ls[pos:])
+					if !isPTBSpace(r) {
+						break
+					}
+					pos += size
+				}
+				continue
+			}
+			if end := plainWord(ls, pos); end > pos {
+				if !emit(ls[pos:end], end) {
+					return
+				}
+				pos = end
+				continue
+			}
+		}
 		cands := lx.other
 		if c < 128 {
 			cands = lx.ascii[c]
 		}
 		best, bestLen := -1, 0
 		rest := ls[pos:]
+		nl, sp := -2, -2
 		for _, i := range cands {
-			if loc := lx.rules[i].re.FindStringIndex(rest); loc != nil && loc[1] > bestLen {
+			in := rest
+			if shortcuts {
+				in = lx.rules[i].reach.cut(rest, &nl, &sp)
+			}
+			if loc := lx.rules[i].re.FindStringIndex(in); loc != nil && loc[1] > bestLen {
 				best, bestLen = i, loc[1]
 			}
 		}

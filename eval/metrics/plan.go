@@ -86,7 +86,7 @@ func isBlank(s string) bool {
 func (p *plan) lexLine(i int) string {
 	in := newLexInput(strings.Join(p.lines[i:p.end[i]+1], "\n"))
 	var toks []string
-	ptb().scan(in, 0, func(tok string, _ int) bool {
+	ptb().scan(in, 0, true, func(tok string, _ int) bool {
 		if tok == newlineToken {
 			return false
 		}
@@ -119,7 +119,7 @@ func (p *plan) lexDependent(out []string) {
 		}
 		line, resumed := i, false
 		var cur []string
-		ptb().scan(in, starts[i], func(tok string, next int) bool {
+		ptb().scan(in, starts[i], true, func(tok string, next int) bool {
 			if tok != newlineToken {
 				cur = append(cur, javaLower(tok))
 				return true
