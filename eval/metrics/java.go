@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The METEOR and SPICE bridges run the toolkit's jars with the toolkit's
@@ -75,6 +76,17 @@ func meteorScore(opts Options, cands []string, refs [][]string) (float64, []floa
 	}()
 	out := bufio.NewReader(stdout)
 	fail := func(what string, err error) error {
+		// Let the process finish (or kill it) so its stderr is fully
+		// collected before it is reported: cmd.Wait copies the last bytes.
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
 		return fmt.Errorf("METEOR: %s: %v (stderr: %s)", what, err, strings.TrimSpace(stderr.String()))
 	}
 	readLine := func() (string, error) {
