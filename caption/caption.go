@@ -6,6 +6,7 @@ package caption
 
 import (
 	"fmt"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -190,7 +191,7 @@ func (c *Captioner) fromTensor(x *ts.Tensor, opt generate.Options) ([]Caption, e
 	defer c.mu.Unlock()
 	var prefix *ts.Tensor
 	var err error
-	ts.NoGrad(func() { prefix, err = c.Model.Prefix(x, false) })
+	torchrt.NoGrad(func() { prefix, err = c.Model.Prefix(x, false) })
 	if err != nil {
 		return nil, err
 	}

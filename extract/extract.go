@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"io"
 	"io/fs"
 	"os"
@@ -371,7 +372,7 @@ func (e *extractor) encode(b *batch, n int64, dim int) ([]float32, error) {
 	}
 	defer x.MustDrop()
 	var y *ts.Tensor
-	ts.NoGrad(func() { y, err = e.model.Encode(x) })
+	torchrt.NoGrad(func() { y, err = e.model.Encode(x) })
 	if err != nil {
 		return nil, err
 	}

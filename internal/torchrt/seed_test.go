@@ -29,3 +29,28 @@ func TestManualSeedRepeats(t *testing.T) {
 		t.Fatalf("consecutive draws equal: %v", a)
 	}
 }
+
+func TestNoGradNestsAndRestores(t *testing.T) {
+	x := ts.MustOnes([]int64{3}, gotch.Float, gotch.CPU)
+	x.MustRequiresGrad_(true)
+	defer x.MustDrop()
+	requires := func() bool {
+		y := x.MustMulScalar(ts.FloatScalar(2), false)
+		defer y.MustDrop()
+		return y.MustRequiresGrad()
+	}
+	if !requires() {
+		t.Fatal("autograd off before NoGrad")
+	}
+	torchrt.NoGrad(func() {
+		torchrt.NoGrad(func() {})
+		if requires() {
+			t.Error("autograd on inside NoGrad (after a nested NoGrad)")
+		}
+	})
+	for i := 0; i < 20; i++ { // on whatever thread this goroutine now runs
+		if !requires() {
+			t.Fatal("autograd left off after NoGrad")
+		}
+	}
+}

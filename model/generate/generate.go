@@ -6,6 +6,7 @@ package generate
 
 import (
 	"fmt"
+	"github.com/clipcap/clipcap/internal/torchrt"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -86,7 +87,7 @@ func Generate(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
 	}
 	var out []Result
 	var err error
-	ts.NoGrad(func() {
+	torchrt.NoGrad(func() {
 		switch opt.Strategy {
 		case Greedy, Sample:
 			out, err = stepwise(m, prefix, opt)

@@ -12,7 +12,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	_ "github.com/clipcap/clipcap/internal/torchrt" // BLAS kernel and OpenMP settings before any tensor work
+	"github.com/clipcap/clipcap/internal/torchrt" // also sets the BLAS kernel and OpenMP policy at start
 )
 
 // Init fills a new parameter.
@@ -31,16 +31,16 @@ type Const struct{ Value float64 }
 type KaimingUniform struct{ FanIn int64 }
 
 func (n Normal) fill(t *ts.Tensor, shape []int64) {
-	ts.NoGrad(func() { t.MustNormal_(0, n.Std) })
+	torchrt.NoGrad(func() { t.MustNormal_(0, n.Std) })
 }
 
 func (c Const) fill(t *ts.Tensor, shape []int64) {
-	ts.NoGrad(func() { t.MustFill_(ts.FloatScalar(c.Value)) })
+	torchrt.NoGrad(func() { t.MustFill_(ts.FloatScalar(c.Value)) })
 }
 
 func (k KaimingUniform) fill(t *ts.Tensor, shape []int64) {
 	b := 1 / math.Sqrt(float64(k.FanIn))
-	ts.NoGrad(func() { t.MustUniform_(-b, b) })
+	torchrt.NoGrad(func() { t.MustUniform_(-b, b) })
 }
 
 // Store owns a model's parameters, in creation order, by dotted name.
@@ -157,7 +157,7 @@ func (s *Store) Assign(name string, src *ts.Tensor) error {
 	if got, want := src.MustSize(), dst.MustSize(); !sameShape(got, want) {
 		return fmt.Errorf("tensor %q has shape %v, the model expects %v", name, got, want)
 	}
-	ts.NoGrad(func() { dst.Copy_(src) })
+	torchrt.NoGrad(func() { dst.Copy_(src) })
 	return nil
 }
 

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/clipcap/clipcap/train"
+)
+
+const trainSummary = "train a ClipCap model over a feature store; checkpoints into out_dir/prefix, resumable"
+
+func init() {
+	register(command{name: "train", summary: trainSummary, run: runTrain})
+}
+
+// splitResume pulls --resume [RUN_DIR] out of args: its value is optional,
+// which the flag package cannot express.
+func splitResume(args []string) (rest []string, resume bool, dir string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--resume" || a == "-resume":
+			resume = true
+			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				dir = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--resume=") || strings.HasPrefix(a, "-resume="):
+			resume, dir = true, a[strings.Index(a, "=")+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, resume, dir
+}
+
+func runTrain(args []string) error {
+	fs := newFlags("train", "--config F.yaml [--set key=value]... [--resume [RUN_DIR]]", trainSummary)
+	config := fs.String("config", "", "training config (YAML; presets in configs/)")
+	var sets stringList
+	fs.Var(&sets, "set", "override a config key, key=value (repeatable)")
+	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix) from its latest checkpoint")
+	rest, resume, dir := splitResume(args)
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var t *train.Trainer
+	var err error
+	switch {
+	case resume:
+		if dir == "" {
+			if *config == "" {
+				return fmt.Errorf("--resume needs a RUN_DIR or --config")
+			}
+			cfg, err := train.LoadConfig(*config, sets)
+			if err != nil {
+				return err
+			}
+			dir = cfg.RunDir()
+		}
+		t, err = train.Resume(dir, sets, os.Stderr)
+	case *config == "":
+		return fmt.Errorf("--config is required (presets in configs/)")
+	default:
+		cfg, cerr := train.LoadConfig(*config, sets)
+		if cerr != nil {
+			return cerr
+		}
+		t, err = train.New(cfg, os.Stderr)
+	}
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	fmt.Fprintf(os.Stderr, "run dir %s: %d train captions (max %d tokens), %d trainable parameters\n",
+		t.RunDir, t.Train.Len(), t.Train.MaxLen, t.Model.Store.NumParams("")-frozen(t))
+	if err := t.Run(ctx); err != nil {
+		return err
+	}
+	dir, err = train.LatestCheckpoint(t.RunDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "done: model dir %s\n", dir)
+	return nil
+}
+
+func frozen(t *train.Trainer) int64 {
+	if t.Model.Cfg.FreezeGPT2 {
+		return t.Model.Store.NumParams("gpt")
+	}
+	return 0
+}

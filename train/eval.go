@@ -1,0 +1,137 @@
+package train
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/clipcap/clipcap/model/generate"
+)
+
+// ValLoss is the mean cross-entropy per caption token over the first
+// val_batches batches of the validation split (all when 0), in eval mode.
+func (t *Trainer) ValLoss() (float64, error) {
+	if t.Val == nil {
+		return 0, fmt.Errorf("no validation split")
+	}
+	var sum float64
+	var tokens int
+	var err error
+	nb := 0
+	for s := 0; s < t.Val.Len(); s += t.Cfg.BS {
+		if t.Cfg.ValBatches > 0 && nb == t.Cfg.ValBatches {
+			break
+		}
+		rows := make([]int, 0, t.Cfg.BS)
+		for r := s; r < min(s+t.Cfg.BS, t.Val.Len()); r++ {
+			rows = append(rows, r)
+		}
+		b, lerr := t.Val.Load(nb, rows)
+		if lerr != nil {
+			return 0, lerr
+		}
+		noGrad(func() {
+			db := toDevice(b, t.Model.PrefixLength(), t.dev)
+			defer db.free()
+			loss, lerr := captionLoss(t.Model, db, false)
+			if lerr != nil {
+				err = lerr
+				return
+			}
+			sum += loss.Float64Values(true)[0] * float64(db.ntokens)
+			tokens += db.ntokens
+		})
+		if err != nil {
+			return 0, err
+		}
+		nb++
+	}
+	if tokens == 0 {
+		return 0, fmt.Errorf("validation split has no caption tokens")
+	}
+	return sum / float64(tokens), nil
+}
+
+func (t *Trainer) validate(now float64) error {
+	if t.Val == nil {
+		return nil
+	}
+	vl, err := t.ValLoss()
+	if err != nil {
+		return err
+	}
+	return t.metrics.write(Record{Type: "val", Step: t.st.Step, Epoch: t.st.Epoch + 1, ValLoss: f64(vl), Time: now})
+}
+
+// Captions generates greedy captions for dataset rows (distinct images).
+func (t *Trainer) Captions(d *Dataset, rows []int) ([]string, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	b, err := d.Load(0, rows)
+	if err != nil {
+		return nil, err
+	}
+	db := toDevice(b, t.Model.PrefixLength(), t.dev)
+	defer db.free()
+	var res []generate.Result
+	noGrad(func() {
+		prefix, perr := t.Model.Prefix(db.clip, false)
+		if perr != nil {
+			err = perr
+			return
+		}
+		defer prefix.MustDrop()
+		maxTok := int(min(67, t.Model.Cfg.GPT2.NPositions-t.Model.PrefixLength()))
+		res, err = generate.Generate(t.Model.GPT, prefix, generate.Options{Strategy: generate.Greedy, MaxTokens: maxTok})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(res))
+	for i, r := range res {
+		s, derr := t.Tok.Decode(r.Tokens)
+		if derr != nil {
+			return nil, derr
+		}
+		out[i] = strings.TrimSpace(s)
+	}
+	return out, nil
+}
+
+// sampleRows picks the first n distinct images of d.
+func sampleRows(d *Dataset, n int) []int {
+	seen := map[int]bool{}
+	var rows []int
+	for i, c := range d.Captions {
+		if len(rows) == n {
+			break
+		}
+		if !seen[c.Embedding] {
+			seen[c.Embedding] = true
+			rows = append(rows, i)
+		}
+	}
+	return rows
+}
+
+func (t *Trainer) sampleCaptions(epoch int, now float64) error {
+	if t.Cfg.SampleCaptions == 0 {
+		return nil
+	}
+	d := t.Val
+	if d == nil {
+		d = t.Train
+	}
+	rows := sampleRows(d, t.Cfg.SampleCaptions)
+	caps, err := t.Captions(d, rows)
+	if err != nil {
+		return fmt.Errorf("sample captions: %w", err)
+	}
+	rec := Record{Type: "samples", Step: t.st.Step, Epoch: epoch + 1, Time: now}
+	for i, r := range rows {
+		c := d.Captions[r]
+		rec.Samples = append(rec.Samples, Sample{ImageID: c.ImageID, Caption: caps[i], Reference: c.Caption})
+		fmt.Fprintf(t.Log, "epoch %d sample %s: %q (reference %q)\n", epoch+1, c.ImageID, caps[i], c.Caption)
+	}
+	return t.metrics.write(rec)
+}

@@ -1,0 +1,152 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/clipcap/clipcap/model/checkpoint"
+	"github.com/clipcap/clipcap/model/weights"
+)
+
+// Files of a run dir and of each checkpoint in it.
+const (
+	CheckpointsDir = "checkpoints"
+	LatestFile     = "latest" // one line: the newest checkpoint's name
+	StateFile      = "trainer_state.json"
+	OptimizerFile  = "optimizer.safetensors"
+	MetricsFile    = "metrics.jsonl"
+)
+
+// State is where a run stands. With the seed it determines everything that
+// follows: epoch permutations come from (seed, epoch) and dropout from
+// (seed, micro), so no RNG state needs saving beyond these counters.
+type State struct {
+	Step     int              `json:"step"`      // optimizer steps done
+	Epoch    int              `json:"epoch"`     // current epoch, 0-based
+	Batch    int              `json:"batch"`     // micro-batches of this epoch consumed
+	Micro    int64            `json:"micro"`     // micro-batches consumed in the whole run
+	Elapsed  float64          `json:"elapsed_s"` // training seconds so far
+	Total    int              `json:"total_steps"`
+	OptSteps map[string]int64 `json:"optimizer_steps"`
+	Config   Config           `json:"config"`
+	RNG      string           `json:"rng"`
+}
+
+const rngNote = "permutation: PCG(seed, epoch+1); dropout: torch.manual_seed(seed+1+micro) per micro-batch"
+
+// saveCheckpoint writes a checkpoint atomically: everything goes into a
+// temporary directory (each file fsynced), which is renamed into place;
+// then the latest pointer moves to it and old step checkpoints are pruned.
+func (t *Trainer) saveCheckpoint(name string) error {
+	root := filepath.Join(t.RunDir, CheckpointsDir)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	final := filepath.Join(root, name)
+	tmp := filepath.Join(root, ".tmp-"+name)
+	os.RemoveAll(tmp)
+	dc := checkpoint.NewDirConfig(t.Model, t.Train.Store.Manifest.CLIPModel)
+	if err := checkpoint.Save(tmp, t.Model, dc, t.tokDir); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", tmp, err)
+	}
+	moments, steps, err := t.Opt.state()
+	if err != nil {
+		return err
+	}
+	if err := weights.WriteSafetensors(filepath.Join(tmp, OptimizerFile), moments, map[string]string{"format": "clipcap-adamw-1"}); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", tmp, err)
+	}
+	st := t.st
+	st.OptSteps, st.Config, st.RNG = steps, t.Cfg, rngNote
+	data, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeFile(filepath.Join(tmp, StateFile), append(data, '\n')); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", final, err)
+	}
+	syncDir(root)
+	if err := writeFile(filepath.Join(t.RunDir, LatestFile), []byte(name+"\n")); err != nil {
+		return err
+	}
+	return t.prune(root, name)
+}
+
+// prune keeps the newest keep_last step checkpoints; epoch checkpoints are
+// the run's results and stay.
+func (t *Trainer) prune(root, latest string) error {
+	if t.Cfg.KeepLast <= 0 {
+		return nil
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	var steps []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "step-") && e.Name() != latest {
+			steps = append(steps, e.Name())
+		}
+	}
+	sort.Strings(steps) // zero-padded step numbers sort in order
+	for len(steps) > t.Cfg.KeepLast-1 {
+		if err := os.RemoveAll(filepath.Join(root, steps[0])); err != nil {
+			return err
+		}
+		steps = steps[1:]
+	}
+	return nil
+}
+
+// LatestCheckpoint returns the directory the run's latest pointer names.
+func LatestCheckpoint(runDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(runDir, LatestFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%s has no checkpoint to resume from (no %s file)", runDir, LatestFile)
+		}
+		return "", err
+	}
+	name := strings.TrimSpace(string(b))
+	if name == "" || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("%s: bad checkpoint name %q", filepath.Join(runDir, LatestFile), name)
+	}
+	return filepath.Join(runDir, CheckpointsDir, name), nil
+}
+
+// readState reads a checkpoint's trainer_state.json.
+func readState(dir string) (State, error) {
+	var st State
+	path := filepath.Join(dir, StateFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+func writeFile(path string, data []byte) error {
+	return weights.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: some filesystems refuse directory fsync
+		d.Close()
+	}
+}

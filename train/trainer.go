@@ -1,0 +1,359 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+	"gopkg.in/yaml.v3"
+
+	"github.com/clipcap/clipcap/data/featstore"
+	"github.com/clipcap/clipcap/data/tokenizer"
+	"github.com/clipcap/clipcap/model/checkpoint"
+	"github.com/clipcap/clipcap/model/clipcap"
+	"github.com/clipcap/clipcap/model/nn"
+	"github.com/clipcap/clipcap/model/weights"
+)
+
+// ErrInterrupted is returned by Run when its context was cancelled (SIGINT,
+// SIGTERM): a checkpoint of the last finished step was saved first.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Trainer is one training run.
+type Trainer struct {
+	Cfg        Config
+	RunDir     string
+	Model      *clipcap.Model
+	Tok        *tokenizer.Tokenizer
+	Train, Val *Dataset
+	Opt        *AdamW
+	Log        io.Writer
+
+	tokDir  string
+	dev     gotch.Device
+	params  []nn.Named
+	st      State
+	metrics *metricsWriter
+	store   *featstore.Store
+	// afterStep, when set (tests), runs after every optimizer step.
+	afterStep func(step int)
+}
+
+// New prepares a fresh run in cfg.RunDir(), which must not hold checkpoints.
+func New(cfg Config, log io.Writer) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Trainer{Cfg: cfg, RunDir: cfg.RunDir(), Log: log}
+	if _, err := os.Stat(filepath.Join(t.RunDir, LatestFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a run with checkpoints: resume it with --resume, or choose another prefix/out_dir", t.RunDir)
+	}
+	if err := t.setup(); err != nil {
+		return nil, err
+	}
+	m, err := cfg.NewModel(int64(t.store.Dim()), t.dev)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.attach(m)
+	if err := os.MkdirAll(t.RunDir, 0o755); err != nil {
+		t.Close()
+		return nil, err
+	}
+	y, _ := yaml.Marshal(cfg)
+	if err := writeFile(filepath.Join(t.RunDir, "config.yaml"), y); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if t.metrics, err = openMetrics(t.RunDir, 0, false); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Resume continues the run in runDir from its latest checkpoint, with its
+// saved config plus the key=value overrides in sets.
+func Resume(runDir string, sets []string, log io.Writer) (*Trainer, error) {
+	dir, err := LatestCheckpoint(runDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := readState(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := st.Config
+	for _, s := range sets {
+		if err := cfg.Set(s); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Trainer{Cfg: cfg, RunDir: runDir, Log: log, st: st}
+	if err := t.setup(); err != nil {
+		return nil, err
+	}
+	m, _, err := checkpoint.Load(dir, t.dev)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.attach(m)
+	src, err := weights.OpenSafetensors(filepath.Join(dir, OptimizerFile))
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	err = t.Opt.load(src, st.OptSteps)
+	src.Close()
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	if t.metrics, err = openMetrics(runDir, st.Step, true); err != nil {
+		t.Close()
+		return nil, err
+	}
+	fmt.Fprintf(log, "resuming %s from %s: step %d, epoch %d, batch %d\n", runDir, dir, st.Step, st.Epoch+1, st.Batch)
+	return t, nil
+}
+
+// setup opens the device, tokenizer and datasets.
+func (t *Trainer) setup() error {
+	var err error
+	if t.dev, err = Device(t.Cfg.Device); err != nil {
+		return err
+	}
+	if t.Tok, t.tokDir, err = t.Cfg.LoadTokenizer(); err != nil {
+		return err
+	}
+	if t.store, err = featstore.Open(t.Cfg.Data); err != nil {
+		return err
+	}
+	maxLen, _ := t.Cfg.maxTokensCap()
+	if t.Train, err = NewDataset(t.store, t.Cfg.TrainSplit, t.Tok, maxLen); err != nil {
+		t.Close()
+		return err
+	}
+	if t.Train.Len() < t.Cfg.BS*t.Cfg.GradAccum {
+		t.Close()
+		return fmt.Errorf("train_split %q of %s has %d captions, fewer than one optimizer step (bs %d × grad_accum %d)",
+			t.Cfg.TrainSplit, t.Cfg.Data, t.Train.Len(), t.Cfg.BS, t.Cfg.GradAccum)
+	}
+	if t.Cfg.ValSplit != "" {
+		if t.Val, err = NewDataset(t.store, t.Cfg.ValSplit, t.Tok, t.Train.MaxLen); err != nil {
+			t.Close()
+			return err
+		}
+		if t.Val.Len() == 0 {
+			fmt.Fprintf(t.Log, "note: split %q of %s has no captions; no validation\n", t.Cfg.ValSplit, t.Cfg.Data)
+			t.Val = nil
+		}
+	}
+	return nil
+}
+
+func (t *Trainer) attach(m *clipcap.Model) {
+	t.Model = m
+	t.params = m.Store.Trainable()
+	t.Opt = NewAdamW(t.params, t.Cfg.WeightDecay)
+}
+
+// Close releases the store and the metrics file.
+func (t *Trainer) Close() {
+	if t.metrics != nil {
+		t.metrics.close()
+		t.metrics = nil
+	}
+	if t.store != nil {
+		t.store.Close()
+		t.store = nil
+	}
+}
+
+// stepsPerEpoch is optimizer steps per epoch (drop_last batches, whole
+// accumulation groups).
+func (t *Trainer) stepsPerEpoch() int {
+	return t.Train.Len() / t.Cfg.BS / t.Cfg.GradAccum
+}
+
+// Run trains until the configured epochs are done or ctx is cancelled.
+func (t *Trainer) Run(ctx context.Context) error {
+	// libtorch keeps grad mode per OS thread (see noGrad): one thread for
+	// the whole loop.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return t.run(ctx, -1)
+}
+
+// run stops (without a checkpoint) after stopAt optimizer steps when
+// stopAt >= 0: the tests' way to compare the state at a given step.
+func (t *Trainer) run(ctx context.Context, stopAt int) error {
+	spe := t.stepsPerEpoch()
+	t.st.Total = t.Cfg.Epochs * spe
+	var bar *progressbar.ProgressBar
+	if t.Cfg.Progress {
+		bar = progressbar.NewOptions(t.st.Total, progressbar.OptionSetWriter(t.Log), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionFullWidth(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(t.Log) }))
+		bar.Set(t.st.Step)
+	}
+	start := time.Now()
+	base := t.st.Elapsed
+	elapsed := func() float64 { return base + time.Since(start).Seconds() }
+	logStart, logSamples := time.Now(), 0
+	var logLoss float64
+	var logN int
+	for t.st.Epoch < t.Cfg.Epochs {
+		epoch := t.st.Epoch
+		plan := t.Train.Plan(t.Cfg.Seed, epoch, t.Cfg.BS, t.Cfg.BucketByLength)[:spe*t.Cfg.GradAccum]
+		stop := make(chan struct{})
+		batches := t.Train.prefetch(plan, t.st.Batch, stop)
+		var epochLoss float64
+		var epochN int
+		for t.st.Batch < len(plan) {
+			if stopAt >= 0 && t.st.Step >= stopAt {
+				close(stop)
+				return nil
+			}
+			loss, n, err := t.optimizerStep(batches)
+			if err != nil {
+				close(stop)
+				return err
+			}
+			if t.afterStep != nil {
+				t.afterStep(t.st.Step)
+			}
+			logLoss, logN, logSamples = logLoss+loss, logN+1, logSamples+n
+			epochLoss, epochN = epochLoss+loss, epochN+1
+			if bar != nil {
+				bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f lr %.2e", epoch+1, t.Cfg.Epochs, loss, t.lr(t.st.Step-1)))
+				bar.Add(1)
+			}
+			if t.st.Step%t.Cfg.LogEvery == 0 {
+				sps := float64(logSamples) / time.Since(logStart).Seconds()
+				t.st.Elapsed = elapsed()
+				err = t.metrics.write(Record{Type: "train", Step: t.st.Step, Epoch: epoch + 1, Loss: f64(logLoss / float64(logN)),
+					LR: f64(t.lr(t.st.Step - 1)), SamplesPerSec: f64(sps), Time: t.st.Elapsed})
+				if err != nil {
+					close(stop)
+					return err
+				}
+				logStart, logSamples, logLoss, logN = time.Now(), 0, 0, 0
+			}
+			if t.Cfg.ValEvery > 0 && t.st.Step%t.Cfg.ValEvery == 0 {
+				if err := t.validate(elapsed()); err != nil {
+					close(stop)
+					return err
+				}
+			}
+			t.st.Elapsed = elapsed()
+			if ctx.Err() != nil {
+				close(stop)
+				name := fmt.Sprintf("step-%08d", t.st.Step)
+				if err := t.saveCheckpoint(name); err != nil {
+					return fmt.Errorf("%w; saving its checkpoint failed: %v", ErrInterrupted, err)
+				}
+				return fmt.Errorf("%w at step %d; checkpoint %s saved; continue with --resume %s", ErrInterrupted, t.st.Step, name, t.RunDir)
+			}
+			if t.Cfg.CkptEvery > 0 && t.st.Step%t.Cfg.CkptEvery == 0 {
+				if err := t.saveCheckpoint(fmt.Sprintf("step-%08d", t.st.Step)); err != nil {
+					close(stop)
+					return err
+				}
+			}
+		}
+		close(stop)
+		if err := t.endEpoch(epoch, epochLoss, epochN, elapsed); err != nil {
+			return err
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	return nil
+}
+
+// optimizerStep runs grad_accum micro-batches and one AdamW step; it
+// returns the mean loss and the number of samples.
+func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error) {
+	var total float64
+	n := 0
+	for k := 0; k < t.Cfg.GradAccum; k++ {
+		be, ok := <-batches
+		if !ok {
+			return 0, 0, errors.New("internal: batch prefetcher ended early")
+		}
+		if be.err != nil {
+			return 0, 0, be.err
+		}
+		// Dropout masks depend only on (seed, micro-batch), never on history.
+		ManualSeed(t.Cfg.Seed + 1 + t.st.Micro)
+		db := toDevice(be.b, t.Model.PrefixLength(), t.dev)
+		loss, err := captionLoss(t.Model, db, true)
+		db.free()
+		if err != nil {
+			return 0, 0, err
+		}
+		if t.Cfg.GradAccum > 1 {
+			loss = loss.MustDivScalar(ts.FloatScalar(float64(t.Cfg.GradAccum)), true)
+		}
+		if err := loss.Backward(); err != nil {
+			loss.MustDrop()
+			return 0, 0, fmt.Errorf("backward: %w", err)
+		}
+		total += loss.Float64Values(true)[0]
+		n += be.b.B
+		t.st.Micro++
+		t.st.Batch++
+	}
+	if t.Cfg.GradClip > 0 {
+		ClipGradNorm(t.params, t.Cfg.GradClip)
+	}
+	t.Opt.Step(t.lr(t.st.Step))
+	ZeroGrad(t.params)
+	t.st.Step++
+	// With accumulation each micro-batch loss was divided by grad_accum, so
+	// the sum is the mean.
+	return total, n, nil
+}
+
+// lr is the learning rate of optimizer step `step` (0-based).
+func (t *Trainer) lr(step int) float64 {
+	return t.Cfg.LR * LinearWarmup(step, t.Cfg.WarmupSteps, t.st.Total)
+}
+
+func (t *Trainer) endEpoch(epoch int, loss float64, n int, elapsed func() float64) error {
+	now := elapsed()
+	rec := Record{Type: "epoch", Step: t.st.Step, Epoch: epoch + 1, Time: now}
+	if n > 0 {
+		rec.Loss = f64(loss / float64(n))
+	}
+	if err := t.metrics.write(rec); err != nil {
+		return err
+	}
+	if err := t.validate(now); err != nil {
+		return err
+	}
+	if err := t.sampleCaptions(epoch, now); err != nil {
+		return err
+	}
+	t.st.Epoch, t.st.Batch = epoch+1, 0
+	t.st.Elapsed = elapsed()
+	if (epoch+1)%t.Cfg.SaveEvery == 0 || epoch+1 == t.Cfg.Epochs {
+		return t.saveCheckpoint(fmt.Sprintf("epoch-%03d", epoch+1))
+	}
+	return nil
+}
