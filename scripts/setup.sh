@@ -21,7 +21,7 @@ die() { echo "setup: error: $*" >&2; exit 1; }
 command -v go >/dev/null || die "Go is not installed; install Go 1.22 or newer (https://go.dev/dl) and re-run."
 
 # --- 1. system packages --------------------------------------------------------------------
-pkgs=(g++ libjpeg62-turbo-dev)
+pkgs=(g++ libjpeg62-turbo-dev ffmpeg)
 if [ -z "${LIBTORCH:-}" ]; then
   pkgs+=(libtorch-dev libopenblas0-pthread)
 fi

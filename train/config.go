@@ -160,8 +160,8 @@ func (c Config) Validate() error {
 		return bad("data", "feature store directory is required")
 	case c.Prefix == "" || strings.ContainsAny(c.Prefix, `/\`):
 		return bad("prefix", "run name %q must be non-empty and contain no path separator", c.Prefix)
-	case c.Epochs <= 0:
-		return bad("epochs", "must be positive, got %d", c.Epochs)
+	case c.Epochs < 0:
+		return bad("epochs", "must be 0 (save the initialized model) or positive, got %d", c.Epochs)
 	case c.SaveEvery <= 0:
 		return bad("save_every", "must be positive, got %d", c.SaveEvery)
 	case c.PrefixLength <= 0:

@@ -203,6 +203,10 @@ func (t *Trainer) Run(ctx context.Context) error {
 func (t *Trainer) run(ctx context.Context, stopAt int) error {
 	spe := t.stepsPerEpoch()
 	t.st.Total = t.Cfg.Epochs * spe
+	if t.Cfg.Epochs == 0 && t.st.Step == 0 {
+		// epochs: 0 saves the initialized model: an untrained baseline.
+		return t.saveCheckpoint("epoch-000")
+	}
 	var bar *progressbar.ProgressBar
 	if t.Cfg.Progress {
 		bar = progressbar.NewOptions(t.st.Total, progressbar.OptionSetWriter(t.Log), progressbar.OptionShowCount(),
