@@ -140,9 +140,9 @@ func importCLIP(src, dir string) error {
 }
 
 func runExport(args []string) error {
-	fs := newFlags("export", "--model DIR --format safetensors|official --out F", exportSummary)
+	fs := newFlags("export", "--model DIR --format safetensors|official|gpt2-config --out F", exportSummary)
 	model := fs.String("model", "", "model directory")
-	format := fs.String("format", "official", "safetensors (our names) or official (the original repository's names, with the tied lm_head)")
+	format := fs.String("format", "official", "safetensors (our names), official (the original repository's names, with the tied lm_head) or gpt2-config (HuggingFace config.json of the model's GPT-2, for import --gpt2-config)")
 	out := fs.String("out", "", "output file; its extension picks the container: .safetensors or .pt")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -157,6 +157,8 @@ func runExport(args []string) error {
 	switch *format {
 	case "official":
 		return checkpoint.ExportOfficial(m, *out)
+	case "gpt2-config":
+		return os.WriteFile(*out, append(m.Cfg.GPT2.JSON(), '\n'), 0o644)
 	case "safetensors":
 		if filepath.Ext(*out) != ".safetensors" {
 			return fmt.Errorf("--format safetensors writes a .safetensors file, not %s", *out)
@@ -167,5 +169,5 @@ func runExport(args []string) error {
 		}
 		return weights.WriteSafetensors(*out, sd, map[string]string{"format": "clipcap-1"})
 	}
-	return fmt.Errorf("--format %q: want safetensors or official", *format)
+	return fmt.Errorf("--format %q: want safetensors, official or gpt2-config", *format)
 }
