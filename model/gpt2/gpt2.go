@@ -161,6 +161,15 @@ func (m *Model) Forward(embeds, mask *ts.Tensor, cache *Cache, train bool) (*ts.
 // Logits projects hidden states [B, T, E] onto the vocabulary with the tied
 // LM head: [B, T, vocab]. hidden is not freed.
 func (m *Model) Logits(hidden *ts.Tensor) *ts.Tensor {
+	shape := hidden.MustSize()
+	if shape[0]*shape[1] == 1 {
+		// One position (batch-1 decoding): gemv over wte is about twice as
+		// fast as a one-row gemm, which packs the whole matrix first.
+		v := hidden.MustReshape([]int64{m.Cfg.NEmbd}, false)
+		y := m.WTE.MustMv(v, false)
+		v.MustDrop()
+		return y.MustView([]int64{1, 1, m.Cfg.VocabSize}, true)
+	}
 	wt := m.WTE.MustT(false)
 	defer wt.MustDrop()
 	return hidden.MustMatmul(wt, false)

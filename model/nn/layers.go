@@ -29,6 +29,15 @@ func (l *Linear) Forward(x *ts.Tensor) *ts.Tensor {
 	return affine(x, wt, l.Bias)
 }
 
+// rows is the number of vectors in x once its leading dimensions are flattened.
+func rows(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape[:len(shape)-1] {
+		n *= d
+	}
+	return n
+}
+
 // Conv1D is HuggingFace GPT-2's Conv1D: a linear layer whose weight is
 // stored transposed, [in, out], under the published names.
 type Conv1D struct {
@@ -48,16 +57,26 @@ func (c *Conv1D) Forward(x *ts.Tensor) *ts.Tensor {
 	return affine(x, c.Weight, c.Bias)
 }
 
-// affine computes x·w + b with one addmm (a single BLAS call) over the
-// flattened leading dimensions.
+// affine computes x·w + b (w is [in, out]) with one BLAS call over the
+// flattened leading dimensions: gemv for a single vector — the batch-1
+// decoding step, where sgemm's packing of the whole weight matrix for one
+// row made it about twice as slow — and gemm otherwise.
 func affine(x, w, b *ts.Tensor) *ts.Tensor {
 	shape := x.MustSize()
 	in := shape[len(shape)-1]
 	out := w.MustSize()[1]
+	outShape := append(append([]int64{}, shape[:len(shape)-1]...), out)
+	if rows(shape) == 1 {
+		v := x.MustReshape([]int64{in}, false)
+		wt := w.MustT(false) // [out, in] view
+		y := b.MustAddmv(wt, v, false)
+		v.MustDrop()
+		wt.MustDrop()
+		return y.MustView(outShape, true)
+	}
 	x2 := x.MustReshape([]int64{-1, in}, false)
 	y := b.MustAddmm(x2, w, false)
 	x2.MustDrop()
-	outShape := append(append([]int64{}, shape[:len(shape)-1]...), out)
 	return y.MustView(outShape, true)
 }
 

@@ -8,7 +8,7 @@ beam 5). Stop token disabled, a fixed number of tokens.
 Prints one JSON line: seconds per image for each mode and peak RSS.
 Usage: bench_predict.py TOKENS IMAGES_FOR_BATCHED_MODE
 """
-import json, resource, sys, time
+import json, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -107,5 +107,9 @@ with torch.no_grad():
     for i in range(n):
         generate2(gpt, torch.randn(1, PREFIX, E) * 0.1, TOKENS)
     out["batched_greedy_images_per_s"] = n / (time.perf_counter() - t)
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of
+# a large benchmark process would report its parent's peak.
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        out["peak_rss_mb"] = int(line.split()[1]) / 1024
 print(json.dumps(out))
