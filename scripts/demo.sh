@@ -19,6 +19,9 @@ mkdir -p "$D"
 step "clipcap doctor"
 "$B" doctor
 
+"$B" download --list >/dev/null
+"$B" tokenize "A man riding a horse."
+
 step "demo data"
 "$B" demo-data --out "$D/data" --train "${DEMO_TRAIN:-1500}" --val 150 --test 150 --random-clip "$D/clip-random.safetensors"
 
@@ -77,6 +80,7 @@ for img in "${imgs[@]}"; do
 done
 "$B" embed --clip "$CLIP" --image "$D/data/${imgs[0]}" --image "$D/data/${imgs[1]}" --out "$D/emb.npy"
 "$B" caption --model "$transformer" --embedding "$D/emb.npy" --strategy greedy --json
+"$B" caption --model "$mlp" --clip "$CLIP" --image "$D/data/${imgs[0]}" --image "$D/data/${imgs[1]}" --strategy sample --temperature 0.8 --top-p 0.9 --seed 1 --json
 
 step "export, import back, caption again"
 "$B" export --model "$mlp" --format official --out "$D/mlp_official.pt"
