@@ -32,11 +32,6 @@ func register(c command) {
 	commands[c.name] = c
 }
 
-// errNotBuilt is returned by subcommands whose capability has not landed yet.
-func errNotBuilt(name string) error {
-	return fmt.Errorf("%s: not built yet in this version of clipcap", name)
-}
-
 func usage() {
 	fmt.Fprintf(os.Stderr, "clipcap: CLIP-prefix image captioning (ClipCap) on libtorch\n\nUsage: clipcap <command> [flags]\n\nCommands:\n")
 	names := make([]string, 0, len(commands))
