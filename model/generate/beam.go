@@ -153,7 +153,7 @@ func float32s(t *ts.Tensor) []float32 {
 
 func floatColumn(v []float32, dev gotch.Device) *ts.Tensor {
 	t := ts.MustOfSlice(v).MustView([]int64{int64(len(v)), 1}, true)
-	if dev != gotch.CPU {
+	if dev.IsCuda() {
 		return t.MustTo(dev, true)
 	}
 	return t
@@ -161,7 +161,7 @@ func floatColumn(v []float32, dev gotch.Device) *ts.Tensor {
 
 func boolColumn(v []bool, dev gotch.Device) *ts.Tensor {
 	t := ts.MustOfSlice(v).MustView([]int64{int64(len(v)), 1}, true)
-	if dev != gotch.CPU {
+	if dev.IsCuda() {
 		return t.MustTo(dev, true)
 	}
 	return t

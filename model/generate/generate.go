@@ -175,7 +175,7 @@ func isStop(tok int, stops []int) bool {
 
 func int64Tensor(v []int64, dev gotch.Device) *ts.Tensor {
 	t := ts.MustOfSlice(v)
-	if dev != gotch.CPU {
+	if dev.IsCuda() { // a CPU tensor's device reads {CPU 1}, never equal to gotch.CPU
 		return t.MustTo(dev, true)
 	}
 	return t

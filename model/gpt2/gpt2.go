@@ -170,6 +170,16 @@ func (m *Model) Logits(hidden *ts.Tensor) *ts.Tensor {
 		v.MustDrop()
 		return y.MustView([]int64{1, 1, m.Cfg.VocabSize}, true)
 	}
+	if n := shape[0] * shape[1]; n <= nn.SmallRows {
+		// A few positions (beam search's beams): the small-batch kernel
+		// streams wte once, where gemm cost about three reads of it.
+		h := hidden.MustReshape([]int64{n, m.Cfg.NEmbd}, false)
+		y := nn.MatmulT(h, m.WTE)
+		h.MustDrop()
+		if y != nil {
+			return y.MustView([]int64{shape[0], shape[1], m.Cfg.VocabSize}, true)
+		}
+	}
 	wt := m.WTE.MustT(false)
 	defer wt.MustDrop()
 	return hidden.MustMatmul(wt, false)

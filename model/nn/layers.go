@@ -57,16 +57,26 @@ func (c *Conv1D) Forward(x *ts.Tensor) *ts.Tensor {
 	return affine(x, c.Weight, c.Bias)
 }
 
-// affine computes x·w + b (w is [in, out]) with one BLAS call over the
-// flattened leading dimensions: gemv for a single vector — the batch-1
-// decoding step, where sgemm's packing of the whole weight matrix for one
-// row made it about twice as slow — and gemm otherwise.
+// affine computes x·w + b (w is [in, out]) over the flattened leading
+// dimensions: this package's small-batch kernel for a few vectors (beam
+// search's rows), gemv for a single vector — the batch-1 decoding step,
+// where sgemm's packing of the whole weight matrix for one row made it
+// about twice as slow — and gemm otherwise.
 func affine(x, w, b *ts.Tensor) *ts.Tensor {
 	shape := x.MustSize()
 	in := shape[len(shape)-1]
 	out := w.MustSize()[1]
 	outShape := append(append([]int64{}, shape[:len(shape)-1]...), out)
-	if rows(shape) == 1 {
+	n := rows(shape)
+	if n > 1 && n <= SmallRows {
+		x2 := x.MustReshape([]int64{n, in}, false)
+		y := smallMatmul(x2, w, b, false)
+		x2.MustDrop()
+		if y != nil {
+			return y.MustView(outShape, true)
+		}
+	}
+	if n == 1 {
 		v := x.MustReshape([]int64{in}, false)
 		wt := w.MustT(false) // [out, in] view
 		y := b.MustAddmv(wt, v, false)
