@@ -301,7 +301,19 @@ func TestRunErrors(t *testing.T) {
 	// A cancelled run ends cleanly and still closes its subtitles file.
 	ctx, cancel := context.WithCancel(context.Background())
 	vtt := filepath.Join(t.TempDir(), "s.vtt")
-	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	go func() {
+		// Cancel once the run is under way (its subtitles file exists), not
+		// after a fixed delay: on a loaded machine ffprobe alone can take
+		// longer, and a cancel during probing is an error, not an end.
+		for i := 0; i < 600; i++ {
+			if _, err := os.Stat(vtt); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+	}()
 	if _, err := Run(ctx, c, Options{Source: video, Subtitles: vtt}); err != nil {
 		t.Fatalf("cancelled run: %v", err)
 	}
