@@ -133,13 +133,14 @@ func rssMB() float64 {
 }
 
 // BenchmarkLongRunMemory: 2000 optimizer steps of a small model; reports RSS
-// after 200 warm-up steps and at the end. Growth means leaked tensors.
+// after 200 warm-up steps and at the end. Growth means leaked tensors or C
+// allocations (MB-cheap-growth) or, when only RSS grows, arena fragmentation.
 func BenchmarkLongRunMemory(b *testing.B) {
 	c := tinyConfig("", "")
 	c.GPT2Config = "gpt2:n_embd=64,n_layer=2,n_head=4,n_positions=128,vocab_size=1000"
 	tr := benchTrainer(b, c)
 	caps := cocoLikeCaptions(16*2000, 1000, 3)
-	var warm float64
+	var warm, warmC float64
 	var warmLive int
 	for i := 0; i < 2000; i++ {
 		rows := make([]int, 16)
@@ -153,10 +154,13 @@ func BenchmarkLongRunMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i == 199 {
-			warm, warmLive = rssMB(), liveTensors()
+			warm, warmLive, warmC = rssMB(), liveTensors(), cHeapInUseMB()
 		}
 	}
 	end := rssMB()
+	// C heap in use grows only with leaks (freed-but-kept arena pages are
+	// not in it), so it separates a leak from allocator fragmentation.
+	b.ReportMetric(cHeapInUseMB()-warmC, "MB-cheap-growth")
 	b.ReportMetric(float64(warmLive), "live-tensors-warm")
 	b.ReportMetric(float64(liveTensors()), "live-tensors-end")
 	b.ReportMetric(warm, "MB-rss-warm")

@@ -329,6 +329,9 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error)
 	t.Opt.Step(t.lr(t.st.Step))
 	ZeroGrad(t.params)
 	t.st.Step++
+	if t.st.Step%trimEvery == 0 {
+		releaseFreeMemory()
+	}
 	// With accumulation each micro-batch loss was divided by grad_accum, so
 	// the sum is the mean.
 	return total, n, nil
