@@ -23,6 +23,10 @@ import (
 //	go test -run '^$' -bench ExtractViTB32 -benchtime 2x ./extract/
 //
 // extract/testdata/bench_pil_torch.py measures the PyTorch equivalent.
+// benchBatch is the batch size of both this benchmark and
+// testdata/bench_pil_torch.py (keep them equal).
+const benchBatch = 16
+
 func BenchmarkExtractViTB32(b *testing.B) {
 	root := b.TempDir()
 	cfg, err := clip.KnownConfig("ViT-B/32")
@@ -49,7 +53,7 @@ func BenchmarkExtractViTB32(b *testing.B) {
 	var sum Summary
 	for i := 0; i < b.N; i++ {
 		out := filepath.Join(root, fmt.Sprint("store", i))
-		sum, err = Run(context.Background(), Options{Dataset: "folder", Input: dir, CLIP: model, Out: out, Batch: 32,
+		sum, err = Run(context.Background(), Options{Dataset: "folder", Input: dir, CLIP: model, Out: out, Batch: benchBatch,
 			Device: gotch.CPU, Stderr: io.Discard})
 		if err != nil {
 			b.Fatal(err)
@@ -57,7 +61,10 @@ func BenchmarkExtractViTB32(b *testing.B) {
 		os.RemoveAll(out)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+	// Throughput of the pipeline; loading the 350 MB of weights is a
+	// one-time cost (the PyTorch baseline builds its model before timing).
+	b.ReportMetric(float64(n)/(sum.Elapsed-sum.Load).Seconds(), "images/s")
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s-with-load")
 	b.ReportMetric(float64(n)/pre.Seconds(), "decode+preprocess-images/s")
 	b.ReportMetric(float64(n)/sum.Encode.Seconds(), "encoder-images/s")
 	b.ReportMetric(sum.EncoderWait.Seconds()/sum.Elapsed.Seconds(), "encoder-wait-fraction")

@@ -65,6 +65,7 @@ type Summary struct {
 	Captions int
 	Rejected int
 	Elapsed  time.Duration
+	Load     time.Duration // loading the CLIP weights (part of Elapsed)
 	// Encode is the time the encoder spent encoding; EncoderWait the time
 	// it waited for decoded batches (decode/preprocess-bound when large).
 	Encode, EncoderWait time.Duration
@@ -127,7 +128,9 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 		}
 		fmt.Fprintf(opt.Stderr, "download: %s\n", st)
 	}
+	loadStart := time.Now()
 	model, name, err := loadCLIP(ctx, opt.CLIP, opt.Cache, opt.Device)
+	loadTime := time.Since(loadStart)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -142,7 +145,7 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	if done > len(items) {
 		return Summary{}, fmt.Errorf("feature store %s already covers %d inputs but this shard has %d; was it made from another dataset, --split or --limit?", opt.Out, done, len(items))
 	}
-	sum := Summary{Items: len(items), Resumed: done}
+	sum := Summary{Items: len(items), Resumed: done, Load: loadTime}
 	failed := downloadFailures(opt, items)
 	e := &extractor{opt: opt, model: model, w: w, items: items, idx: idx, done: done, failed: failed,
 		bar: newProgress(opt.Stderr, len(items)-done, done), sum: &sum}

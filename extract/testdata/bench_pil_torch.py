@@ -18,7 +18,7 @@ from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Norma
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
-N, BATCH, NPX = 64, 32, 224
+N, BATCH, NPX = 64, 16, 224  # BATCH = benchBatch in bench_test.go
 
 
 class QuickGELU(nn.Module):
