@@ -8,9 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sugarme/gotch"
-
 	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/generate"
 	"github.com/clipcap/clipcap/model/weights"
 )
@@ -80,7 +79,7 @@ func runCaption(args []string) error {
 	clipPath := fs.String("clip", "", "CLIP weights or OpenAI model name (default: the model directory's)")
 	asJSON := fs.Bool("json", false, "print one JSON object per input: {\"caption\", \"tokens\", ...}")
 	batch := fs.Int("batch", 16, "inputs per forward pass")
-	device := fs.String("device", "cpu", "cpu or cuda")
+	device := fs.String("device", "cpu", "cpu, cuda, cuda:N or auto")
 	var dec decodeFlags
 	dec.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -97,7 +96,7 @@ func runCaption(args []string) error {
 	if err != nil {
 		return err
 	}
-	dev, err := parseDevice(*device)
+	dev, err := clip.ParseDevice(*device)
 	if err != nil {
 		return err
 	}
@@ -202,17 +201,4 @@ func readEmbeddings(path string) ([][]float32, error) {
 		rows[i] = vals[i*d : (i+1)*d]
 	}
 	return rows, nil
-}
-
-func parseDevice(s string) (gotch.Device, error) {
-	switch s {
-	case "", "cpu":
-		return gotch.CPU, nil
-	case "cuda", "gpu":
-		if !gotch.CUDA.IsAvailable() {
-			return gotch.CPU, fmt.Errorf("--device cuda: this libtorch has no CUDA or no GPU is visible (see clipcap doctor; rebuild with LIBTORCH=/path/to/cuda/libtorch scripts/setup.sh)")
-		}
-		return gotch.CudaBuilder(0), nil
-	}
-	return gotch.CPU, fmt.Errorf("--device %q: want cpu or cuda", s)
 }

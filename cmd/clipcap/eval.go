@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/clipcap/clipcap/eval"
+	"github.com/clipcap/clipcap/model/clip"
 )
 
 const evalSummary = "caption a split, score it like pycocoevalcap and write a report"
@@ -47,7 +48,7 @@ func runEval(args []string) error {
 	if o.Decode, err = dec.options(); err != nil {
 		return err
 	}
-	if o.Device, err = parseDevice(*device); err != nil {
+	if o.Device, err = clip.ParseDevice(*device); err != nil {
 		return err
 	}
 	o.Progress = os.Stderr
