@@ -179,7 +179,7 @@ func (c *Captioner) FromEmbeddings(emb [][]float32, opt generate.Options) ([]Cap
 	if err != nil {
 		return nil, err
 	}
-	if c.Device != gotch.CPU {
+	if c.Device.IsCuda() {
 		x = x.MustTo(c.Device, true)
 	}
 	defer x.MustDrop()
@@ -229,7 +229,7 @@ func (c *Captioner) Encode(pixels [][]float32) ([][]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Device != gotch.CPU {
+	if c.Device.IsCuda() {
 		x = x.MustTo(c.Device, true)
 	}
 	defer x.MustDrop()

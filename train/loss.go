@@ -18,7 +18,7 @@ type deviceBatch struct {
 
 func toDevice(b *Batch, prefixLen int64, dev gotch.Device) *deviceBatch {
 	mv := func(t *ts.Tensor) *ts.Tensor {
-		if dev == gotch.CPU {
+		if !dev.IsCuda() {
 			return t
 		}
 		return t.MustTo(dev, true)

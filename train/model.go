@@ -25,7 +25,7 @@ func Device(name string) (gotch.Device, error) {
 		return gotch.CPU, nil
 	case "cuda":
 		d := gotch.CudaIfAvailable()
-		if d == gotch.CPU {
+		if !d.IsCuda() {
 			return d, fmt.Errorf("device: cuda requested but this libtorch has no CUDA device (build gotch against a CUDA libtorch, see DESIGN.md §4)")
 		}
 		return d, nil

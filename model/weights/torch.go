@@ -51,7 +51,7 @@ func onDevice(t *ts.Tensor, dev gotch.Device, scalar bool) *ts.Tensor {
 	if scalar {
 		t = t.MustSqueeze(true)
 	}
-	if dev == gotch.CPU {
+	if !dev.IsCuda() {
 		return t
 	}
 	return t.MustTo(dev, true)
