@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,24 +14,52 @@ import (
 	"time"
 )
 
-// server serves each failure mode on its own path and counts requests and
-// the most requests it saw in flight at once.
+// server serves each failure mode on its own path and counts requests.
 type server struct {
-	mu       sync.Mutex
-	hits     map[string]int
+	mu   sync.Mutex
+	hits map[string]int
+}
+
+// countingTransport measures the politeness limit where it is enforced: on
+// the client. A request is in flight from RoundTrip until its body is
+// closed (or RoundTrip fails). Counting server handlers instead measured the
+// wrong thing: a handler whose client already timed out keeps running.
+type countingTransport struct {
+	base     http.RoundTripper
 	inFlight atomic.Int32
 	peak     atomic.Int32
 }
 
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := c.inFlight.Add(1)
 	for {
-		p := s.peak.Load()
-		if n <= p || s.peak.CompareAndSwap(p, n) {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
 			break
 		}
 	}
+	resp, err := c.base.RoundTrip(r)
+	if err != nil {
+		c.inFlight.Add(-1)
+		return nil, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.inFlight.Add(-1) }}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.hits[r.URL.Path]++
 	hit := s.hits[r.URL.Path]
@@ -82,8 +111,9 @@ func TestDownload(t *testing.T) {
 		items = append(items, Item{ImageID: strconv.Itoa(i), URL: ts.URL + p, Path: ImageFile(dir, i)})
 	}
 	items = append(items, Item{ImageID: "local", Path: "/nowhere"}) // no URL: not a download
+	transport := &countingTransport{base: http.DefaultTransport}
 	opt := DownloadOptions{Dir: dir, Workers: 8, PerHost: 3, Timeout: 150 * time.Millisecond,
-		Retries: 1, Backoff: time.Millisecond, MaxBytes: 1000}
+		Retries: 1, Backoff: time.Millisecond, MaxBytes: 1000, Client: &http.Client{Transport: transport}}
 	st, err := Download(context.Background(), items, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +121,8 @@ func TestDownload(t *testing.T) {
 	if st.Total != 13 || st.Downloaded != 8 || st.Failed != 5 {
 		t.Fatalf("stats %+v", st)
 	}
-	if p := srv.peak.Load(); p > 3 {
-		t.Errorf("%d requests in flight at once, per-host limit is 3", p)
+	if p := transport.peak.Load(); p > 3 || p < 2 {
+		t.Errorf("%d requests in flight at once, per-host limit is 3 (and 8 workers should reach it)", p)
 	}
 	for i, p := range paths {
 		data, err := os.ReadFile(ImageFile(dir, i))
