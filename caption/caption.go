@@ -6,10 +6,11 @@ package caption
 
 import (
 	"fmt"
-	"github.com/clipcap/clipcap/internal/torchrt"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/clipcap/clipcap/internal/torchrt"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"

@@ -12,7 +12,7 @@ import (
 	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // RandomCLIPConfig is the demo's image tower when no pretrained CLIP is in
@@ -42,15 +42,15 @@ func WriteRandomCLIP(path string, seed int64) error {
 	if err := calibrate(store, m, seed); err != nil {
 		return fmt.Errorf("calibrating the demo CLIP: %w", err)
 	}
-	out := map[string]weights.RawTensor{}
+	out := map[string]tensorfile.RawTensor{}
 	for _, p := range store.All() {
-		rt, err := weights.FromTorch(p.Tensor)
+		rt, err := tensorfile.FromTorch(p.Tensor)
 		if err != nil {
 			return err
 		}
 		out[p.Name] = rt
 	}
-	return weights.WriteSafetensors(path, out, map[string]string{"note": "seeded random CLIP ResNet for the clipcap demo, last layer standardized"})
+	return tensorfile.WriteSafetensors(path, out, map[string]string{"note": "seeded random CLIP ResNet for the clipcap demo, last layer standardized"})
 }
 
 func calibrate(store *nn.Store, m *clip.Model, seed int64) error {

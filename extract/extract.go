@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/clipcap/clipcap/internal/torchrt"
 	"io"
 	"io/fs"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/clipcap/clipcap/internal/torchrt"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"

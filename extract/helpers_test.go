@@ -16,10 +16,11 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/featstore"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 // tinyConfig is a ViT small enough for unit tests; its width gives one
@@ -34,16 +35,16 @@ func writeCLIP(t testing.TB, dir string, cfg clip.Config) string {
 	if _, err := clip.New(store.Root().Sub("visual"), gotch.CPU, cfg); err != nil {
 		t.Fatal(err)
 	}
-	tensors := map[string]weights.RawTensor{}
+	tensors := map[string]tensorfile.RawTensor{}
 	for _, p := range store.All() {
-		rt, err := weights.FromTorch(p.Tensor)
+		rt, err := tensorfile.FromTorch(p.Tensor)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tensors[p.Name] = rt
 	}
 	path := filepath.Join(dir, "tiny-clip.safetensors")
-	if err := weights.WriteSafetensors(path, tensors, nil); err != nil {
+	if err := tensorfile.WriteSafetensors(path, tensors, nil); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -121,7 +122,7 @@ func refEmbeddings(t *testing.T, modelPath string, files []string) [][]float32 {
 	}
 	var out [][]float32
 	for _, f := range files {
-		rt, err := m.EmbedFiles(context.Background(), []string{f}, 1)
+		rt, err := caption.EmbedFiles(context.Background(), m, []string{f}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

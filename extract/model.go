@@ -8,6 +8,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/model/clip"
 )
 
@@ -16,7 +17,7 @@ import (
 // base name, so shard runs on machines with different mount points still
 // merge.
 func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device) (*clip.Model, string, error) {
-	path, err := clip.Resolve(ctx, spec, cache)
+	path, err := caption.ResolveCLIP(ctx, spec, cache)
 	if err != nil {
 		return nil, "", err
 	}

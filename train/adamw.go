@@ -7,7 +7,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // AdamW is HuggingFace transformers.AdamW (the optimizer the original
@@ -138,15 +138,15 @@ func LinearWarmup(step, warmup, total int) float64 {
 
 // state returns the moments as raw tensors and the step counts, for the
 // trainer state file.
-func (o *AdamW) state() (map[string]weights.RawTensor, map[string]int64, error) {
-	out := map[string]weights.RawTensor{}
+func (o *AdamW) state() (map[string]tensorfile.RawTensor, map[string]int64, error) {
+	out := map[string]tensorfile.RawTensor{}
 	steps := map[string]int64{}
 	for i, p := range o.params {
 		for _, s := range []struct {
 			kind string
 			t    *ts.Tensor
 		}{{"exp_avg", o.expAvg[i]}, {"exp_avg_sq", o.expAvgSq[i]}} {
-			rt, err := weights.FromTorch(s.t)
+			rt, err := tensorfile.FromTorch(s.t)
 			if err != nil {
 				return nil, nil, fmt.Errorf("optimizer %s of %s: %w", s.kind, p.Name, err)
 			}
@@ -158,7 +158,7 @@ func (o *AdamW) state() (map[string]weights.RawTensor, map[string]int64, error) 
 }
 
 // load restores the moments saved by state from a safetensors file.
-func (o *AdamW) load(src *weights.SafetensorsFile, steps map[string]int64) error {
+func (o *AdamW) load(src *tensorfile.SafetensorsFile, steps map[string]int64) error {
 	for i, p := range o.params {
 		n, ok := steps[p.Name]
 		if !ok {
@@ -174,7 +174,7 @@ func (o *AdamW) load(src *weights.SafetensorsFile, steps map[string]int64) error
 			if err != nil {
 				return fmt.Errorf("%s: %w", src.Path(), err)
 			}
-			x, err := weights.ToTorch(name, rt, s.t.MustDevice())
+			x, err := tensorfile.ToTorch(name, rt, s.t.MustDevice())
 			if err != nil {
 				return fmt.Errorf("%s: %w", src.Path(), err)
 			}

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/clipcap/clipcap/model/checkpoint"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // Files of a run dir and of each checkpoint in it.
@@ -59,7 +59,7 @@ func (t *Trainer) saveCheckpoint(name string) error {
 	if err != nil {
 		return err
 	}
-	if err := weights.WriteSafetensors(filepath.Join(tmp, OptimizerFile), moments, map[string]string{"format": "clipcap-adamw-1"}); err != nil {
+	if err := tensorfile.WriteSafetensors(filepath.Join(tmp, OptimizerFile), moments, map[string]string{"format": "clipcap-adamw-1"}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", tmp, err)
 	}
 	st := t.st
@@ -138,7 +138,7 @@ func readState(dir string) (State, error) {
 }
 
 func writeFile(path string, data []byte) error {
-	return weights.WriteFileAtomic(path, func(w io.Writer) error {
+	return tensorfile.WriteFileAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

@@ -20,7 +20,7 @@ import (
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // ErrInterrupted is returned by Run when its context was cancelled (SIGINT,
@@ -111,7 +111,7 @@ func Resume(runDir string, sets []string, log io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	t.attach(m)
-	src, err := weights.OpenSafetensors(filepath.Join(dir, OptimizerFile))
+	src, err := tensorfile.OpenSafetensors(filepath.Join(dir, OptimizerFile))
 	if err != nil {
 		t.Close()
 		return nil, err

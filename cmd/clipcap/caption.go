@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/model/clip"
+	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/generate"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 const captionSummary = "caption images or CLIP embeddings with a model directory"
@@ -96,7 +96,7 @@ func runCaption(args []string) error {
 	if err != nil {
 		return err
 	}
-	dev, err := clip.ParseDevice(*device)
+	dev, err := torchrt.ParseDevice(*device)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func runCaption(args []string) error {
 
 // readEmbeddings reads a float .npy of shape [N, D] (or [D]) as rows.
 func readEmbeddings(path string) ([][]float32, error) {
-	rt, err := weights.ReadNpy(path)
+	rt, err := tensorfile.ReadNpy(path)
 	if err != nil {
 		return nil, err
 	}

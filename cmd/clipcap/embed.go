@@ -7,8 +7,10 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/clip"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 func init() {
@@ -60,13 +62,13 @@ func runEmbed(args []string) error {
 	case *batch < 1:
 		return fmt.Errorf("embed: --batch must be at least 1, got %d", *batch)
 	}
-	dev, err := clip.ParseDevice(*device)
+	dev, err := torchrt.ParseDevice(*device)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	path, err := clip.Resolve(ctx, *clipArg, *cache)
+	path, err := caption.ResolveCLIP(ctx, *clipArg, *cache)
 	if err != nil {
 		return err
 	}
@@ -74,9 +76,9 @@ func runEmbed(args []string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := m.EmbedFiles(ctx, images, *batch)
+	rows, err := caption.EmbedFiles(ctx, m, images, *batch)
 	if err != nil {
 		return err
 	}
-	return weights.WriteNpy(*out, rows)
+	return tensorfile.WriteNpy(*out, rows)
 }

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/clipcap/clipcap/eval"
-	"github.com/clipcap/clipcap/model/clip"
+	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
 const evalSummary = "caption a split, score it like pycocoevalcap and write a report"
@@ -48,7 +48,7 @@ func runEval(args []string) error {
 	if o.Decode, err = dec.options(); err != nil {
 		return err
 	}
-	if o.Device, err = clip.ParseDevice(*device); err != nil {
+	if o.Device, err = torchrt.ParseDevice(*device); err != nil {
 		return err
 	}
 	o.Progress = os.Stderr

@@ -12,7 +12,7 @@ import (
 
 	"github.com/clipcap/clipcap/data/datasets"
 	"github.com/clipcap/clipcap/extract"
-	"github.com/clipcap/clipcap/model/clip"
+	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
 func init() {
@@ -102,7 +102,7 @@ func runExtract(args []string) error {
 	if err != nil {
 		return err
 	}
-	dev, err := clip.ParseDevice(*f.device)
+	dev, err := torchrt.ParseDevice(*f.device)
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,12 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/data/tokenizer"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 const importSummary = "convert published weights (official ClipCap, HuggingFace GPT-2, OpenAI / HF CLIP) into a model directory"
@@ -118,7 +118,7 @@ func importCLIP(src, dir string) error {
 		return err
 	}
 	defer srcFile.Close()
-	tensors := map[string]weights.RawTensor{}
+	tensors := map[string]tensorfile.RawTensor{}
 	for _, n := range srcFile.Names() {
 		if strings.HasPrefix(n, "visual.") || strings.HasPrefix(n, "vision_model.") || strings.HasPrefix(n, "visual_projection.") {
 			rt, err := srcFile.Tensor(n)
@@ -131,7 +131,7 @@ func importCLIP(src, dir string) error {
 	if len(tensors) == 0 {
 		return fmt.Errorf("%s: no image-tower tensors (visual.* or vision_model.*)", src)
 	}
-	if err := weights.WriteSafetensors(filepath.Join(dir, "clip.safetensors"), tensors, map[string]string{"source": filepath.Base(src)}); err != nil {
+	if err := tensorfile.WriteSafetensors(filepath.Join(dir, "clip.safetensors"), tensors, map[string]string{"source": filepath.Base(src)}); err != nil {
 		return err
 	}
 	cfg.CLIP.Weights = "clip.safetensors"
@@ -167,7 +167,7 @@ func runExport(args []string) error {
 		if err != nil {
 			return err
 		}
-		return weights.WriteSafetensors(*out, sd, map[string]string{"format": "clipcap-1"})
+		return tensorfile.WriteSafetensors(*out, sd, map[string]string{"format": "clipcap-1"})
 	}
 	return fmt.Errorf("--format %q: want safetensors, official or gpt2-config", *format)
 }

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/live"
-	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -51,7 +51,7 @@ func runLive(args []string) error {
 	// libtorch's grad mode is per OS thread: keep loading on one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	dev, err := clip.ParseDevice(*device)
+	dev, err := torchrt.ParseDevice(*device)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"syscall"
 
 	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/model/clip"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/serve"
 )
 
@@ -42,7 +42,7 @@ func runServe(args []string) error {
 	// libtorch's grad mode is per OS thread: keep loading on one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	dev, err := clip.ParseDevice(*device)
+	dev, err := torchrt.ParseDevice(*device)
 	if err != nil {
 		return err
 	}

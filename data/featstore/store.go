@@ -19,7 +19,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // File names inside a store.
@@ -82,7 +82,7 @@ type Store struct {
 	Dir      string
 	Manifest Manifest
 	Captions []Caption
-	shards   []*weights.SafetensorsFile
+	shards   []*tensorfile.SafetensorsFile
 	starts   []int // first row of each shard
 }
 
@@ -108,13 +108,13 @@ func Open(dir string) (*Store, error) {
 	rows := 0
 	for _, sh := range s.Manifest.Shards {
 		p := filepath.Join(dir, sh.File)
-		f, err := weights.OpenSafetensors(p)
+		f, err := tensorfile.OpenSafetensors(p)
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		dt, shape, ok := f.Info(TensorName)
-		if !ok || len(shape) != 2 || shape[0] != int64(sh.Rows) || shape[1] != int64(s.Manifest.EmbedDim) || (dt != weights.F32 && dt != weights.F16) {
+		if !ok || len(shape) != 2 || shape[0] != int64(sh.Rows) || shape[1] != int64(s.Manifest.EmbedDim) || (dt != tensorfile.F32 && dt != tensorfile.F16) {
 			f.Close()
 			s.Close()
 			return nil, fmt.Errorf("%s: want tensor %q F32/F16 [%d, %d], have %s %v", p, TensorName, sh.Rows, s.Manifest.EmbedDim, dt, shape)
@@ -191,14 +191,14 @@ func (s *Store) Embedding(r int, dst []float32) error {
 	b := f.Bytes(TensorName)
 	d := s.Dim()
 	switch dt {
-	case weights.F32:
-		v, err := weights.ToFloat32(dt, b[local*d*4:(local+1)*d*4])
+	case tensorfile.F32:
+		v, err := tensorfile.ToFloat32(dt, b[local*d*4:(local+1)*d*4])
 		if err != nil {
 			return err
 		}
 		copy(dst, v)
 	default:
-		v, err := weights.ToFloat32(dt, b[local*d*2:(local+1)*d*2])
+		v, err := tensorfile.ToFloat32(dt, b[local*d*2:(local+1)*d*2])
 		if err != nil {
 			return err
 		}

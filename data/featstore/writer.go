@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // Meta is what a writer records about the extraction.
@@ -143,17 +143,17 @@ func (w *Writer) flush() error {
 	rows := len(w.emb) / w.meta.EmbedDim
 	sh := Shard{File: shardName(k), Rows: rows}
 	if rows > 0 {
-		rt := weights.RawTensor{Dtype: weights.F32, Shape: []int64{int64(rows), int64(w.meta.EmbedDim)}}
+		rt := tensorfile.RawTensor{Dtype: tensorfile.F32, Shape: []int64{int64(rows), int64(w.meta.EmbedDim)}}
 		if w.meta.Float16 {
-			rt.Dtype = weights.F16
+			rt.Dtype = tensorfile.F16
 		}
-		data, err := weights.FromFloat32(rt.Dtype, w.emb)
+		data, err := tensorfile.FromFloat32(rt.Dtype, w.emb)
 		if err != nil {
 			return err
 		}
 		rt.Data = data
 		var buf bytes.Buffer
-		if err := weights.EncodeSafetensors(&buf, map[string]weights.RawTensor{TensorName: rt}, map[string]string{"clip_model": w.meta.CLIPModel}); err != nil {
+		if err := tensorfile.EncodeSafetensors(&buf, map[string]tensorfile.RawTensor{TensorName: rt}, map[string]string{"clip_model": w.meta.CLIPModel}); err != nil {
 			return err
 		}
 		sum := sha256.Sum256(buf.Bytes())
@@ -227,7 +227,7 @@ func (w *Writer) commitManifest() error {
 }
 
 func writeAtomic(path string, data []byte) error {
-	return weights.WriteFileAtomic(path, func(wr io.Writer) error {
+	return tensorfile.WriteFileAtomic(path, func(wr io.Writer) error {
 		_, err := wr.Write(data)
 		return err
 	})

@@ -5,9 +5,10 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
 // TestMatmulThroughGotch checks libtorch's matmul (OpenBLAS sgemm with the

@@ -27,7 +27,7 @@ import (
 	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // CLIPFile is the encoder's file name inside the directories written here.
@@ -127,15 +127,15 @@ func Write(dir string, s Spec) error {
 	if err := reseed(store, rng); err != nil {
 		return err
 	}
-	sd := map[string]weights.RawTensor{}
+	sd := map[string]tensorfile.RawTensor{}
 	for _, p := range store.All() {
-		rt, err := weights.FromTorch(p.Tensor)
+		rt, err := tensorfile.FromTorch(p.Tensor)
 		if err != nil {
 			return err
 		}
 		sd[p.Name] = rt
 	}
-	if err := weights.WriteSafetensors(filepath.Join(dir, CLIPFile), sd, nil); err != nil {
+	if err := tensorfile.WriteSafetensors(filepath.Join(dir, CLIPFile), sd, nil); err != nil {
 		return err
 	}
 	return writeTokenizer(dir, s.Vocab)
@@ -148,7 +148,7 @@ func Write(dir string, s Spec) error {
 // the prefix, hence the image, visibly steers the random GPT-2.
 func reseed(store *nn.Store, rng *rand.Rand) error {
 	for _, p := range store.All() {
-		rt, err := weights.FromTorch(p.Tensor)
+		rt, err := tensorfile.FromTorch(p.Tensor)
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func reseed(store *nn.Store, rng *rand.Rand) error {
 		for i := range vals {
 			vals[i] = float32(rng.NormFloat64() * std)
 		}
-		t, err := weights.ToTorch(p.Name, weights.RawTensor{Dtype: weights.F32, Shape: rt.Shape, Data: f32Bytes(vals)}, gotch.CPU)
+		t, err := tensorfile.ToTorch(p.Name, tensorfile.RawTensor{Dtype: tensorfile.F32, Shape: rt.Shape, Data: f32Bytes(vals)}, gotch.CPU)
 		if err != nil {
 			return err
 		}

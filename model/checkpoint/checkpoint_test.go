@@ -10,9 +10,9 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/mapper"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 // Fixtures come from model/clipcap/testdata/gen_reference.py.
@@ -86,14 +86,14 @@ func TestLoadHFGPT2BothLayouts(t *testing.T) {
 	}
 }
 
-func readAll(t *testing.T, path string) map[string]weights.RawTensor {
+func readAll(t *testing.T, path string) map[string]tensorfile.RawTensor {
 	t.Helper()
 	src, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	out := map[string]weights.RawTensor{}
+	out := map[string]tensorfile.RawTensor{}
 	for _, n := range src.Names() {
 		rt, err := src.Tensor(n)
 		if err != nil {
@@ -174,7 +174,7 @@ func TestBadCheckpoints(t *testing.T) {
 	bad.Shape = []int64{bad.Shape[1], bad.Shape[0]}
 	sd["gpt.transformer.h.1.mlp.c_fc.weight"] = bad
 	p := filepath.Join(dir, "shape.pt")
-	if err := weights.WriteTorch(p, sd); err != nil {
+	if err := tensorfile.WriteTorch(p, sd); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := LoadOfficial(p, tinyOptions(t), gotch.CPU); err == nil || !strings.Contains(err.Error(), "h.1.mlp.c_fc.weight") {

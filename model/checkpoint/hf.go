@@ -11,7 +11,7 @@ import (
 
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/gpt2"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // isSafetensors sniffs the safetensors layout: a little-endian header length
@@ -104,7 +104,7 @@ func LoadHFGPT2(m *clipcap.Model, path string) error {
 		}
 	}
 	isGPT := func(n string) bool { return !strings.HasPrefix(n, "gpt.") }
-	unused, err := weights.LoadInto(m.Store, src, file, hfRename(bare), isGPT)
+	unused, err := nn.LoadInto(m.Store, src, file, hfRename(bare), isGPT)
 	if err != nil {
 		return err
 	}

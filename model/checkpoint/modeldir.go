@@ -11,9 +11,10 @@ import (
 	"github.com/sugarme/gotch"
 	"gopkg.in/yaml.v3"
 
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/generate"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // File names inside a model directory.
@@ -90,12 +91,12 @@ func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 		return nil, cfg, err
 	}
 	path := filepath.Join(dir, WeightsFile)
-	src, err := weights.OpenSafetensors(path)
+	src, err := tensorfile.OpenSafetensors(path)
 	if err != nil {
 		return nil, cfg, err
 	}
 	defer src.Close()
-	unused, err := weights.LoadInto(m.Store, src, path, officialName, nil)
+	unused, err := nn.LoadInto(m.Store, src, path, officialName, nil)
 	if err != nil {
 		return nil, cfg, err
 	}
@@ -107,10 +108,10 @@ func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 
 // StateDict returns every parameter as raw float32 tensors under the
 // official names.
-func StateDict(m *clipcap.Model) (map[string]weights.RawTensor, error) {
-	out := map[string]weights.RawTensor{}
+func StateDict(m *clipcap.Model) (map[string]tensorfile.RawTensor, error) {
+	out := map[string]tensorfile.RawTensor{}
 	for _, p := range m.Store.All() {
-		rt, err := weights.FromTorch(p.Tensor)
+		rt, err := tensorfile.FromTorch(p.Tensor)
 		if err != nil {
 			return nil, fmt.Errorf("parameter %s: %w", p.Name, err)
 		}
@@ -133,7 +134,7 @@ func Save(dir string, m *clipcap.Model, cfg DirConfig, tokenizerDir string) erro
 		return err
 	}
 	meta := map[string]string{"format": "clipcap-1", "mapper": string(m.Cfg.Mapper.Kind)}
-	if err := weights.WriteSafetensors(filepath.Join(dir, WeightsFile), sd, meta); err != nil {
+	if err := tensorfile.WriteSafetensors(filepath.Join(dir, WeightsFile), sd, meta); err != nil {
 		return err
 	}
 	if err := WriteDirConfig(dir, cfg); err != nil {
@@ -164,7 +165,7 @@ func WriteDirConfig(dir string, cfg DirConfig) error {
 }
 
 func writeAtomic(path string, data []byte) error {
-	return weights.WriteFileAtomic(path, func(w io.Writer) error {
+	return tensorfile.WriteFileAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -182,9 +183,9 @@ func ExportOfficial(m *clipcap.Model, path string) error {
 	sd["gpt.lm_head.weight"] = sd["gpt.transformer.wte.weight"]
 	switch filepath.Ext(path) {
 	case ".pt", ".pth", ".bin":
-		return weights.WriteTorch(path, sd)
+		return tensorfile.WriteTorch(path, sd)
 	case ".safetensors":
-		return weights.WriteSafetensors(path, sd, nil)
+		return tensorfile.WriteSafetensors(path, sd, nil)
 	}
 	return fmt.Errorf("%s: unknown extension (use .pt or .safetensors)", path)
 }

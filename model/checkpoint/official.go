@@ -11,15 +11,16 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // Source is a checkpoint file opened for reading.
 type Source interface {
-	weights.Lookup
+	tensorfile.Lookup
 	Close() error
 }
 
@@ -27,13 +28,13 @@ type Source interface {
 // content rather than by extension.
 func Open(path string) (Source, error) {
 	if isSafetensors(path) {
-		return weights.OpenSafetensors(path)
+		return tensorfile.OpenSafetensors(path)
 	}
-	return weights.OpenTorch(path)
+	return tensorfile.OpenTorch(path)
 }
 
 // shapes lists every tensor's shape.
-func shapes(src weights.Lookup) (map[string][]int64, error) {
+func shapes(src tensorfile.Lookup) (map[string][]int64, error) {
 	out := map[string][]int64{}
 	for _, n := range src.Names() {
 		rt, err := src.Tensor(n)
@@ -170,7 +171,7 @@ func LoadOfficial(path string, opt OfficialOptions, dev gotch.Device) (*clipcap.
 	if err != nil {
 		return nil, err
 	}
-	unused, err := weights.LoadInto(m.Store, view, path, officialName, nil)
+	unused, err := nn.LoadInto(m.Store, view, path, officialName, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +200,7 @@ func head(s []string, n int) []string {
 
 // prefixed exposes the tensors of src under a name prefix, stripped.
 type prefixed struct {
-	src    weights.Lookup
+	src    tensorfile.Lookup
 	prefix string
 }
 
@@ -213,13 +214,13 @@ func (p prefixed) Names() []string {
 	return out
 }
 
-func (p prefixed) Tensor(name string) (weights.RawTensor, error) {
+func (p prefixed) Tensor(name string) (tensorfile.RawTensor, error) {
 	return p.src.Tensor(p.prefix + name)
 }
 
 // stripWrapper removes a common wrapper prefix such as "model." or
 // "module." (DataParallel) when no tensor is at the top level.
-func stripWrapper(src weights.Lookup) weights.Lookup {
+func stripWrapper(src tensorfile.Lookup) tensorfile.Lookup {
 	names := src.Names()
 	for _, pre := range []string{"state_dict.", "model.", "module.", "model_state_dict."} {
 		all := len(names) > 0

@@ -9,6 +9,7 @@ package clip
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -187,7 +188,17 @@ var known = map[string]Config{
 func KnownConfig(name string) (Config, error) {
 	c, ok := known[name]
 	if !ok {
-		return Config{}, fmt.Errorf("clip: unknown model %q; known: %s", name, strings.Join(knownNames(), ", "))
+		return Config{}, fmt.Errorf("clip: unknown model %q; known: %s", name, strings.Join(KnownNames(), ", "))
 	}
 	return c, nil
+}
+
+// KnownNames lists the OpenAI release names KnownConfig accepts, sorted.
+func KnownNames() []string {
+	out := make([]string, 0, len(known))
+	for n := range known {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }

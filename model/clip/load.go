@@ -10,8 +10,8 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 // Options adjust Load.
@@ -60,7 +60,7 @@ func LoadWith(path string, dev gotch.Device, opt Options) (*Model, Config, error
 	if err != nil {
 		return nil, Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	unused, err := weights.LoadInto(store, v, path, func(n string) string { return n }, nil)
+	unused, err := nn.LoadInto(store, v, path, func(n string) string { return n }, nil)
 	if err != nil {
 		return nil, Config{}, err
 	}
@@ -87,7 +87,7 @@ func firstFew(s []string) string {
 
 // openWeights opens a safetensors file or a torch.save / TorchScript
 // archive, chosen by content rather than extension.
-func openWeights(path string) (weights.Lookup, func(), error) {
+func openWeights(path string) (tensorfile.Lookup, func(), error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("clip weights: %w", err)
@@ -98,14 +98,14 @@ func openWeights(path string) (weights.Lookup, func(), error) {
 	head = head[:n]
 	// A safetensors file starts with an 8-byte header length and then '{'.
 	if n == 9 && head[8] == '{' {
-		sf, err := weights.OpenSafetensors(path)
+		sf, err := tensorfile.OpenSafetensors(path)
 		if err != nil {
 			return nil, nil, err
 		}
 		return sf, func() { sf.Close() }, nil
 	}
 	if bytes.HasPrefix(head, []byte("PK\x03\x04")) || (n > 0 && head[0] == 0x80) {
-		tf, err := weights.OpenTorch(path)
+		tf, err := tensorfile.OpenTorch(path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -118,20 +118,20 @@ func openWeights(path string) (weights.Lookup, func(), error) {
 type view struct {
 	names  []string
 	shapes map[string][]int64
-	get    map[string]func() (weights.RawTensor, error)
+	get    map[string]func() (tensorfile.RawTensor, error)
 }
 
 func (v *view) Names() []string { return v.names }
 
-func (v *view) Tensor(name string) (weights.RawTensor, error) {
+func (v *view) Tensor(name string) (tensorfile.RawTensor, error) {
 	g, ok := v.get[name]
 	if !ok {
-		return weights.RawTensor{}, fmt.Errorf("no tensor %q", name)
+		return tensorfile.RawTensor{}, fmt.Errorf("no tensor %q", name)
 	}
 	return g()
 }
 
-func (v *view) add(name string, shape []int64, get func() (weights.RawTensor, error)) {
+func (v *view) add(name string, shape []int64, get func() (tensorfile.RawTensor, error)) {
 	v.names = append(v.names, name)
 	v.shapes[name] = shape
 	v.get[name] = get
@@ -140,7 +140,7 @@ func (v *view) add(name string, shape []int64, get func() (weights.RawTensor, er
 // visualView finds the image tower in src: OpenAI names under whatever
 // prefix precedes "conv1.weight" next to a class_embedding (ViT) or an
 // attnpool (ResNet), else Hugging Face names.
-func visualView(path string, src weights.Lookup) (*view, error) {
+func visualView(path string, src tensorfile.Lookup) (*view, error) {
 	names := src.Names()
 	have := map[string]bool{}
 	for _, n := range names {
@@ -171,8 +171,8 @@ func visualView(path string, src weights.Lookup) (*view, error) {
 
 // openaiView renames prefix+X to visual.X, leaving out BatchNorm's
 // num_batches_tracked (eval does not read it).
-func openaiView(src weights.Lookup, names []string, prefix string) (*view, error) {
-	v := &view{shapes: map[string][]int64{}, get: map[string]func() (weights.RawTensor, error){}}
+func openaiView(src tensorfile.Lookup, names []string, prefix string) (*view, error) {
+	v := &view{shapes: map[string][]int64{}, get: map[string]func() (tensorfile.RawTensor, error){}}
 	for _, n := range names {
 		rest, ok := strings.CutPrefix(n, prefix)
 		if !ok || strings.HasSuffix(rest, "num_batches_tracked") {
@@ -186,7 +186,7 @@ func openaiView(src weights.Lookup, names []string, prefix string) (*view, error
 			return nil, err
 		}
 		src, n := src, n
-		v.add("visual."+rest, t.Shape, func() (weights.RawTensor, error) { return src.Tensor(n) })
+		v.add("visual."+rest, t.Shape, func() (tensorfile.RawTensor, error) { return src.Tensor(n) })
 	}
 	return v, nil
 }

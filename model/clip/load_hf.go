@@ -9,15 +9,15 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // hfView maps Hugging Face CLIPVisionModelWithProjection names onto
 // OpenAI's: q/k/v projections are concatenated into in_proj (in that order,
 // as nn.MultiheadAttention packs them) and visual_projection [D, W] is
 // transposed into proj [W, D].
-func hfView(path string, src weights.Lookup, have map[string]bool, p string) (*view, error) {
-	v := &view{shapes: map[string][]int64{}, get: map[string]func() (weights.RawTensor, error){}}
+func hfView(path string, src tensorfile.Lookup, have map[string]bool, p string) (*view, error) {
+	v := &view{shapes: map[string][]int64{}, get: map[string]func() (tensorfile.RawTensor, error){}}
 	vm := p + "vision_model."
 	used := map[string]bool{vm + "embeddings.position_ids": true}
 	direct := func(openai, hf string) error {
@@ -29,7 +29,7 @@ func hfView(path string, src weights.Lookup, have map[string]bool, p string) (*v
 			return err
 		}
 		used[hf] = true
-		v.add(openai, t.Shape, func() (weights.RawTensor, error) { return src.Tensor(hf) })
+		v.add(openai, t.Shape, func() (tensorfile.RawTensor, error) { return src.Tensor(hf) })
 		return nil
 	}
 	pairs := [][2]string{
@@ -77,7 +77,7 @@ func hfView(path string, src weights.Lookup, have map[string]bool, p string) (*v
 		return nil, fmt.Errorf("%s: %q has shape %v, want [embed_dim, width]", path, proj, t.Shape)
 	}
 	used[proj] = true
-	v.add("visual.proj", []int64{t.Shape[1], t.Shape[0]}, func() (weights.RawTensor, error) {
+	v.add("visual.proj", []int64{t.Shape[1], t.Shape[0]}, func() (tensorfile.RawTensor, error) {
 		t, err := src.Tensor(proj)
 		if err != nil {
 			return t, err
@@ -98,9 +98,9 @@ func hfView(path string, src weights.Lookup, have map[string]bool, p string) (*v
 }
 
 // addConcat adds openai as the dim-0 concatenation of the hf tensors.
-func addConcat(v *view, src weights.Lookup, have, used map[string]bool, path, openai string, hf []string) error {
+func addConcat(v *view, src tensorfile.Lookup, have, used map[string]bool, path, openai string, hf []string) error {
 	shape := []int64{}
-	var dtype weights.Dtype
+	var dtype tensorfile.Dtype
 	for i, n := range hf {
 		if !have[n] {
 			return fmt.Errorf("%s: no tensor %q in this Hugging Face CLIP checkpoint", path, n)
@@ -123,8 +123,8 @@ func addConcat(v *view, src weights.Lookup, have, used map[string]bool, path, op
 		}
 		used[n] = true
 	}
-	v.add(openai, shape, func() (weights.RawTensor, error) {
-		out := weights.RawTensor{Dtype: dtype, Shape: shape}
+	v.add(openai, shape, func() (tensorfile.RawTensor, error) {
+		out := tensorfile.RawTensor{Dtype: dtype, Shape: shape}
 		for _, n := range hf {
 			t, err := src.Tensor(n)
 			if err != nil {
@@ -151,7 +151,7 @@ func sameTail(a, b []int64) bool {
 
 // transpose2D swaps the two axes of a row-major matrix, element by element
 // whatever the dtype.
-func transpose2D(t weights.RawTensor) weights.RawTensor {
+func transpose2D(t tensorfile.RawTensor) tensorfile.RawTensor {
 	r, c := int(t.Shape[0]), int(t.Shape[1])
 	es := t.Dtype.Size()
 	out := make([]byte, len(t.Data))
@@ -160,7 +160,7 @@ func transpose2D(t weights.RawTensor) weights.RawTensor {
 			copy(out[(j*r+i)*es:(j*r+i+1)*es], t.Data[(i*c+j)*es:(i*c+j+1)*es])
 		}
 	}
-	return weights.RawTensor{Dtype: t.Dtype, Shape: []int64{int64(c), int64(r)}, Data: out}
+	return tensorfile.RawTensor{Dtype: t.Dtype, Shape: []int64{int64(c), int64(r)}, Data: out}
 }
 
 // checkHFConfig refuses Hugging Face vision towers whose config.json (next

@@ -8,19 +8,19 @@ import (
 
 	"github.com/sugarme/gotch"
 
-	"github.com/clipcap/clipcap/model/weights"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // rewrite copies a fixture's tensors through edit into a new file, written
 // as safetensors or (with a .pt name) a torch.save archive.
-func rewrite(t *testing.T, from, to string, edit func(map[string]weights.RawTensor)) string {
+func rewrite(t *testing.T, from, to string, edit func(map[string]tensorfile.RawTensor)) string {
 	t.Helper()
-	sf, err := weights.OpenSafetensors(filepath.Join("testdata", from))
+	sf, err := tensorfile.OpenSafetensors(filepath.Join("testdata", from))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sf.Close()
-	m := map[string]weights.RawTensor{}
+	m := map[string]tensorfile.RawTensor{}
 	for _, n := range sf.Names() {
 		rt, err := sf.Tensor(n)
 		if err != nil {
@@ -32,9 +32,9 @@ func rewrite(t *testing.T, from, to string, edit func(map[string]weights.RawTens
 	edit(m)
 	path := filepath.Join(t.TempDir(), to)
 	if strings.HasSuffix(to, ".pt") {
-		err = weights.WriteTorch(path, m)
+		err = tensorfile.WriteTorch(path, m)
 	} else {
-		err = weights.WriteSafetensors(path, m, nil)
+		err = tensorfile.WriteSafetensors(path, m, nil)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +43,8 @@ func rewrite(t *testing.T, from, to string, edit func(map[string]weights.RawTens
 }
 
 // renamePrefix keeps only the names under from, moved under to.
-func renamePrefix(m map[string]weights.RawTensor, from, to string) {
-	old := map[string]weights.RawTensor{}
+func renamePrefix(m map[string]tensorfile.RawTensor, from, to string) {
+	old := map[string]tensorfile.RawTensor{}
 	for n, v := range m {
 		old[n] = v
 		delete(m, n)
@@ -65,7 +65,7 @@ func TestLoadPrefixes(t *testing.T) {
 		{"nested.pt", "state_dict.model.visual."},
 		{"bare.safetensors", ""},
 	} {
-		path := rewrite(t, "rn.safetensors", tc.file, func(m map[string]weights.RawTensor) {
+		path := rewrite(t, "rn.safetensors", tc.file, func(m map[string]tensorfile.RawTensor) {
 			renamePrefix(m, "visual.", tc.prefix)
 		})
 		m, _, err := Load(path, gotch.CPU)
@@ -85,25 +85,25 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		"missing file": {filepath.Join(dir, "nope.pt"), "no such file"},
 		"garbage":      {garbage, "neither safetensors nor"},
-		"not clip": {rewrite(t, "rn.safetensors", "gpt.safetensors", func(m map[string]weights.RawTensor) {
+		"not clip": {rewrite(t, "rn.safetensors", "gpt.safetensors", func(m map[string]tensorfile.RawTensor) {
 			renamePrefix(m, "transformer.", "transformer.") // the text tower only
 		}), "no CLIP image tower"},
-		"extra block tensor": {rewrite(t, "vit.safetensors", "extra.safetensors", func(m map[string]weights.RawTensor) {
+		"extra block tensor": {rewrite(t, "vit.safetensors", "extra.safetensors", func(m map[string]tensorfile.RawTensor) {
 			m["visual.transformer.resblocks.7.ln_1.weight"] = m["visual.ln_pre.weight"]
 		}), "resblocks.7.ln_1.weight"},
-		"missing tensor": {rewrite(t, "rn.safetensors", "missing.safetensors", func(m map[string]weights.RawTensor) {
+		"missing tensor": {rewrite(t, "rn.safetensors", "missing.safetensors", func(m map[string]tensorfile.RawTensor) {
 			delete(m, "visual.layer2.0.bn2.running_var")
 		}), "visual.layer2.0.bn2.running_var"},
-		"wrong shape": {rewrite(t, "vit.safetensors", "shape.safetensors", func(m map[string]weights.RawTensor) {
+		"wrong shape": {rewrite(t, "vit.safetensors", "shape.safetensors", func(m map[string]tensorfile.RawTensor) {
 			m["visual.ln_post.bias"] = m["visual.proj"]
 		}), "visual.ln_post.bias"},
-		"hf without projection": {rewrite(t, "vit_hf.safetensors", "noproj.safetensors", func(m map[string]weights.RawTensor) {
+		"hf without projection": {rewrite(t, "vit_hf.safetensors", "noproj.safetensors", func(m map[string]tensorfile.RawTensor) {
 			delete(m, "visual_projection.weight")
 		}), "CLIPVisionModelWithProjection"},
-		"hf missing v": {rewrite(t, "vit_hf.safetensors", "nov.safetensors", func(m map[string]weights.RawTensor) {
+		"hf missing v": {rewrite(t, "vit_hf.safetensors", "nov.safetensors", func(m map[string]tensorfile.RawTensor) {
 			delete(m, "vision_model.encoder.layers.1.self_attn.v_proj.bias")
 		}), "layers.1.self_attn.v_proj.bias"},
-		"hf unknown tensor": {rewrite(t, "vit_hf.safetensors", "unk.safetensors", func(m map[string]weights.RawTensor) {
+		"hf unknown tensor": {rewrite(t, "vit_hf.safetensors", "unk.safetensors", func(m map[string]tensorfile.RawTensor) {
 			m["vision_model.encoder.layers.0.self_attn.rotary.weight"] = m["visual_projection.weight"]
 		}), "rotary"},
 	}
@@ -118,7 +118,7 @@ func TestLoadErrors(t *testing.T) {
 // A Hugging Face config.json beside the weights is checked: only
 // quick_gelu towers (OpenAI's) compute what this package does.
 func TestLoadHFConfig(t *testing.T) {
-	path := rewrite(t, "vit_hf.safetensors", "model.safetensors", func(map[string]weights.RawTensor) {})
+	path := rewrite(t, "vit_hf.safetensors", "model.safetensors", func(map[string]tensorfile.RawTensor) {})
 	cfg := filepath.Join(filepath.Dir(path), "config.json")
 	for _, tc := range []struct {
 		json string

@@ -11,11 +11,11 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/generate"
 	"github.com/clipcap/clipcap/model/gpt2"
-	"github.com/clipcap/clipcap/model/weights"
 )
 
 // The reference values come from testdata/gen_reference.py (PyTorch,
@@ -41,11 +41,11 @@ func loadOfficial(t *testing.T, kind string) *clipcap.Model {
 
 type expected struct {
 	t  *testing.T
-	tf *weights.TorchFile
+	tf *tensorfile.TorchFile
 }
 
 func openExpected(t *testing.T, kind string) expected {
-	tf, err := weights.OpenTorch(filepath.Join("testdata", "expected_"+kind+".pt"))
+	tf, err := tensorfile.OpenTorch(filepath.Join("testdata", "expected_"+kind+".pt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func (e expected) tensor(name string) *ts.Tensor {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	x, err := weights.ToTorch(name, rt, gotch.CPU)
+	x, err := tensorfile.ToTorch(name, rt, gotch.CPU)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package weights
+package tensorfile
 
 import (
 	"fmt"
@@ -6,8 +6,6 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
-
-	"github.com/clipcap/clipcap/model/nn"
 )
 
 // ToTorch copies a raw tensor into a new libtorch tensor on dev. Floating
@@ -107,58 +105,6 @@ func FromTorch(t *ts.Tensor) (RawTensor, error) {
 type Lookup interface {
 	Names() []string
 	Tensor(name string) (RawTensor, error)
-}
-
-// LoadInto copies tensors from src into the store's parameters. rename maps a
-// store parameter name to the name in src ("" = not in src). Every store
-// parameter must be found unless optional says otherwise; names in src that
-// no parameter asked for are returned as unused (callers decide whether that
-// is an error). Errors name the file and the tensor.
-func LoadInto(store *nn.Store, src Lookup, file string, rename func(string) string, optional func(string) bool) (unused []string, err error) {
-	have := map[string]bool{}
-	for _, n := range src.Names() {
-		have[n] = true
-	}
-	used := map[string]bool{}
-	var missing []string
-	for _, p := range store.All() {
-		srcName := rename(p.Name)
-		if srcName == "" || !have[srcName] {
-			if optional != nil && optional(p.Name) {
-				continue
-			}
-			missing = append(missing, p.Name)
-			continue
-		}
-		rt, err := src.Tensor(srcName)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		t, err := ToTorch(srcName, rt, store.Device)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		err = store.Assign(p.Name, t)
-		t.MustDrop()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		used[srcName] = true
-	}
-	if len(missing) > 0 {
-		more := ""
-		if len(missing) > 5 {
-			more = fmt.Sprintf(" and %d more", len(missing)-5)
-			missing = missing[:5]
-		}
-		return nil, fmt.Errorf("%s: missing tensors %v%s (is this the right kind of checkpoint?)", file, missing, more)
-	}
-	for _, n := range src.Names() {
-		if !used[n] {
-			unused = append(unused, n)
-		}
-	}
-	return unused, nil
 }
 
 func f32Bytes(v []float32) []byte {

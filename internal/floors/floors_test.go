@@ -1,0 +1,56 @@
+package floors
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/clipcap/clipcap/"
+
+// rules: a package under the key (a path prefix) must not import a project
+// package under any of the listed prefixes.
+var rules = map[string][]string{
+	"internal/torchrt":    {""}, // no project package at all
+	"internal/tensorfile": {""},
+	"model/":              {"data/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
+	"data/":               {"model/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
+	"caption":             {"train", "eval", "extract", "live", "serve", "cmd/", "demo"},
+}
+
+func TestFloors(t *testing.T) {
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...")
+	cmd.Dir = "../.."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		from, ok := strings.CutPrefix(fields[0], module)
+		if !ok {
+			continue
+		}
+		for prefix, banned := range rules {
+			if !strings.HasPrefix(from, prefix) {
+				continue
+			}
+			checked++
+			for _, imp := range fields[1:] {
+				to, ok := strings.CutPrefix(imp, module)
+				if !ok {
+					continue
+				}
+				for _, b := range banned {
+					if strings.HasPrefix(to, b) {
+						t.Errorf("%s imports %s: %s may not import %q", from, to, prefix, b)
+					}
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d packages matched the rules: is the module path still %q?", checked, module)
+	}
+}
