@@ -30,9 +30,9 @@ func (t *Trainer) ValLoss() (float64, error) {
 			return 0, lerr
 		}
 		noGrad(func() {
-			db := toDevice(b, t.Model.PrefixLength(), t.dev)
+			db := toDevice(b, t.dev)
 			defer db.free()
-			loss, lerr := captionLoss(t.Model, db, false)
+			loss, lerr := t.Model.Loss(db.clip, db.tokens, db.mask, false)
 			if lerr != nil {
 				err = lerr
 				return
@@ -71,7 +71,7 @@ func (t *Trainer) Captions(d *Dataset, rows []int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := toDevice(b, t.Model.PrefixLength(), t.dev)
+	db := toDevice(b, t.dev)
 	defer db.free()
 	var res []generate.Result
 	noGrad(func() {

@@ -305,8 +305,8 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error)
 		}
 		// Dropout masks depend only on (seed, micro-batch), never on history.
 		ManualSeed(t.Cfg.Seed + 1 + t.st.Micro)
-		db := toDevice(be.b, t.Model.PrefixLength(), t.dev)
-		loss, err := captionLoss(t.Model, db, true)
+		db := toDevice(be.b, t.dev)
+		loss, err := t.Model.Loss(db.clip, db.tokens, db.mask, true)
 		db.free()
 		if err != nil {
 			return 0, 0, err

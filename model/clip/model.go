@@ -3,6 +3,8 @@ package clip
 import (
 	"fmt"
 
+	"github.com/clipcap/clipcap/internal/torchrt"
+
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
@@ -64,23 +66,24 @@ func (m *Model) Encode(images *ts.Tensor) (*ts.Tensor, error) {
 	if !gotch.IsFloatDType(images.DType()) {
 		return nil, fmt.Errorf("clip: encode: images have dtype %v, want a floating-point tensor", images.DType())
 	}
-	prev := ts.MustGradSetEnabled(false)
-	defer ts.MustGradSetEnabled(prev)
-
-	x := images
-	if images.DType() != m.dtype || images.MustDevice() != m.dev {
-		x = images.MustTo(m.dev, false).MustTotype(m.dtype, true)
-		defer x.MustDrop()
-	}
 	var out *ts.Tensor
-	if m.vit != nil {
-		out = m.vit.forward(x)
-	} else {
-		out = m.rn.forward(x)
-	}
-	if out.DType() != gotch.Float {
-		out = out.MustTotype(gotch.Float, true)
-	}
+	// The tower is never trained here: no autograd graph (torchrt.NoGrad
+	// pins the thread, since libtorch's grad mode is per OS thread).
+	torchrt.NoGrad(func() {
+		x := images
+		if images.DType() != m.dtype || images.MustDevice() != m.dev {
+			x = images.MustTo(m.dev, false).MustTotype(m.dtype, true)
+			defer x.MustDrop()
+		}
+		if m.vit != nil {
+			out = m.vit.forward(x)
+		} else {
+			out = m.rn.forward(x)
+		}
+		if out.DType() != gotch.Float {
+			out = out.MustTotype(gotch.Float, true)
+		}
+	})
 	return out, nil
 }
 

@@ -112,12 +112,9 @@ func (m *Model) Forward(clip, tokens, tokenMask *ts.Tensor, train bool) (*ts.Ten
 	defer embeds.MustDrop()
 	var mask *ts.Tensor
 	if tokenMask != nil {
-		b := tokens.MustSize()[0]
-		ones := ts.MustOnes([]int64{b, m.PrefixLength()}, gotch.Float, tokens.MustDevice())
-		tm := tokenMask.MustTotype(gotch.Float, false)
-		mask = ts.MustCat([]*ts.Tensor{ones, tm}, 1)
-		ones.MustDrop()
-		tm.MustDrop()
+		if mask, err = m.attentionMask(tokenMask, tokens.MustSize()[0], tokens.MustDevice()); err != nil {
+			return nil, err
+		}
 		defer mask.MustDrop()
 	}
 	hidden, err := m.GPT.Forward(embeds, mask, nil, m.gptTraining(train))
@@ -131,25 +128,125 @@ func (m *Model) Forward(clip, tokens, tokenMask *ts.Tensor, train bool) (*ts.Ten
 
 // Loss is the captioning loss: cross-entropy of the logits at positions
 // L-1 … L+T-2 against tokens [B, T], averaged over real tokens. Padding is
-// excluded through tokenMask, not by token id: the original ignores id 0,
-// which is also GPT-2's "!" and so never learns it.
+// excluded through tokenMask (nil: every token is real), not by token id: the
+// original ignores id 0, which is also GPT-2's "!" and so never learns it.
+//
+// Only the hidden states that predict real tokens go through the tied LM
+// head. Projecting every position (prefix and padding included) onto the
+// 50257-word vocabulary, as Forward does, was most of the forward pass for
+// the transformer variant's 40 prefix positions; the values and gradients
+// are the same (tested against Forward's logits).
 func (m *Model) Loss(clip, tokens, tokenMask *ts.Tensor, train bool) (*ts.Tensor, error) {
-	logits, err := m.Forward(clip, tokens, tokenMask, train)
+	shape := tokens.MustSize()
+	b, t := shape[0], shape[1]
+	dev := tokens.MustDevice()
+	if tokenMask == nil {
+		ones, err := ts.Ones([]int64{b, t}, gotch.Float, dev)
+		if err != nil {
+			return nil, err
+		}
+		defer ones.MustDrop()
+		tokenMask = ones
+	}
+	prefix, err := m.Prefix(clip, train)
 	if err != nil {
 		return nil, err
 	}
-	t := tokens.MustSize()[1]
-	v := m.Cfg.GPT2.VocabSize
-	pred := logits.MustNarrow(1, m.PrefixLength()-1, t, true).MustReshape([]int64{-1, v}, true)
-	defer pred.MustDrop()
-	// Targets: the token where the mask is 1, -100 (ignored) elsewhere.
-	target := tokens.MustReshape([]int64{-1}, false)
-	if tokenMask != nil {
-		pad := tokenMask.MustReshape([]int64{-1}, false).MustEq(ts.IntScalar(0), true)
-		target = target.MustMaskedFill(pad, ts.IntScalar(-100), true)
-		pad.MustDrop()
+	text := m.GPT.Embed(tokens)
+	embeds, err := ts.Cat([]*ts.Tensor{prefix, text}, 1)
+	prefix.MustDrop()
+	text.MustDrop()
+	if err != nil {
+		return nil, err
+	}
+	defer embeds.MustDrop()
+	mask, err := m.attentionMask(tokenMask, b, dev)
+	if err != nil {
+		return nil, err
+	}
+	defer mask.MustDrop()
+	hidden, err := m.GPT.Forward(embeds, mask, nil, m.gptTraining(train))
+	if err != nil {
+		return nil, err
+	}
+	defer hidden.MustDrop()
+
+	// Real token k sits at flat index idx = i·T+j of tokens and is predicted
+	// by hidden state i·(L+T) + L-1 + j = idx + i·L + L-1.
+	flatMask, err := tokenMask.Reshape([]int64{-1}, false)
+	if err != nil {
+		return nil, err
+	}
+	nz, err := flatMask.Nonzero(true)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := nz.Reshape([]int64{-1}, true)
+	if err != nil {
+		return nil, err
+	}
+	defer idx.MustDrop()
+	if idx.MustSize()[0] == 0 {
+		return nil, fmt.Errorf("clipcap: loss of a batch without caption tokens (every mask entry is 0)")
+	}
+	L := m.PrefixLength()
+	row, err := idx.DivScalarMode(ts.IntScalar(t), "floor", false)
+	if err != nil {
+		return nil, err
+	}
+	shift, err := row.MulScalar(ts.IntScalar(L), true)
+	if err != nil {
+		return nil, err
+	}
+	pos, err := idx.Add(shift, false)
+	shift.MustDrop()
+	if err != nil {
+		return nil, err
+	}
+	pos, err = pos.AddScalar(ts.IntScalar(L-1), true)
+	if err != nil {
+		return nil, err
+	}
+	defer pos.MustDrop()
+	flatTokens, err := tokens.Reshape([]int64{-1}, false)
+	if err != nil {
+		return nil, err
+	}
+	target, err := flatTokens.IndexSelect(0, idx, true)
+	if err != nil {
+		return nil, err
 	}
 	defer target.MustDrop()
+	flat, err := hidden.Reshape([]int64{-1, m.Cfg.GPT2.NEmbd}, false)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := flat.IndexSelect(0, pos, true)
+	if err != nil {
+		return nil, err
+	}
+	logits := m.GPT.Logits(sel)
+	sel.MustDrop()
+	defer logits.MustDrop()
 	const reductionMean = 1
-	return pred.MustCrossEntropyLoss(target, ts.NewTensor(), reductionMean, -100, 0, false), nil
+	return logits.CrossEntropyLoss(target, noWeight, reductionMean, -100, 0, false)
+}
+
+// noWeight is the undefined class-weight tensor, made once rather than per step.
+var noWeight = ts.NewTensor()
+
+// attentionMask is the GPT-2 attention mask [B, L+T] for a caption mask
+// [B, T]: the prefix positions are always attended.
+func (m *Model) attentionMask(tokenMask *ts.Tensor, b int64, dev gotch.Device) (*ts.Tensor, error) {
+	ones, err := ts.Ones([]int64{b, m.PrefixLength()}, gotch.Float, dev)
+	if err != nil {
+		return nil, err
+	}
+	defer ones.MustDrop()
+	tm, err := tokenMask.Totype(gotch.Float, false)
+	if err != nil {
+		return nil, err
+	}
+	defer tm.MustDrop()
+	return ts.Cat([]*ts.Tensor{ones, tm}, 1)
 }
