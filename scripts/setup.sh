@@ -18,7 +18,7 @@ cache=${CLIPCAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clipcap}
 say() { echo "setup: $*" >&2; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 
-command -v go >/dev/null || die "Go is not installed; install Go 1.22 or newer (https://go.dev/dl) and re-run."
+command -v go >/dev/null || die "Go is not installed; install Go 1.26.8 or newer, the version go.mod names (https://go.dev/dl), and re-run."
 
 # --- 1. system packages --------------------------------------------------------------------
 pkgs=(g++ libjpeg62-turbo-dev ffmpeg)

@@ -26,7 +26,7 @@ func Device(name string) (gotch.Device, error) {
 	case "cuda":
 		d := gotch.CudaIfAvailable()
 		if !d.IsCuda() {
-			return d, fmt.Errorf("device: cuda requested but this libtorch has no CUDA device (build gotch against a CUDA libtorch, see DESIGN.md §4)")
+			return d, fmt.Errorf("device: cuda requested but this libtorch has no CUDA device (run scripts/setup.sh with LIBTORCH pointing at a CUDA libtorch; see the README's Install section)")
 		}
 		return d, nil
 	}

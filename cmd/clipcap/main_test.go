@@ -10,7 +10,7 @@ import (
 	"github.com/clipcap/clipcap/model/checkpoint"
 )
 
-// DESIGN.md §2's commands, each with --help.
+// The CLI contract's commands (README), each with --help.
 var contract = []string{"embed", "extract", "train", "caption", "eval", "score", "import", "export", "tokenize", "download", "live", "serve", "doctor"}
 
 func TestEveryCommandHasHelp(t *testing.T) {
