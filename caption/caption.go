@@ -5,6 +5,7 @@
 package caption
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/clipcap/clipcap/data/download"
 	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/data/tokenizer"
 	"github.com/clipcap/clipcap/model/checkpoint"
@@ -49,6 +49,12 @@ type Caption struct {
 	Text   string  `json:"caption"`
 	Tokens []int   `json:"tokens"`
 	Score  float64 `json:"score"`
+}
+
+// New wraps a model already in memory (a trainer's) as a Captioner without
+// a CLIP encoder: it captions embeddings with the default decoding options.
+func New(m *clipcap.Model, tok *tokenizer.Tokenizer, dev gotch.Device) *Captioner {
+	return &Captioner{Model: m, Tok: tok, Device: dev}
 }
 
 // Load reads a model directory: weights, config, tokenizer files (from the
@@ -85,14 +91,15 @@ func Load(dir string, opt Options) (*Captioner, error) {
 }
 
 // resolveCLIP finds the encoder's weights: an explicit override (path or
-// OpenAI name), the model directory's own file, or the downloaded weights
-// of the named OpenAI model. "" means none was found.
+// OpenAI name, downloaded on first use), the model directory's own file, or
+// the already downloaded weights of the named OpenAI model. "" means none
+// was found: the model then captions embeddings only.
 func resolveCLIP(dir string, info checkpoint.CLIPInfo, override string) (string, error) {
 	if override == "-" {
 		return "", nil
 	}
 	if override != "" {
-		return ResolveCLIPName(override)
+		return ResolveCLIP(context.Background(), override, "", true)
 	}
 	if info.Weights != "" {
 		p := filepath.Join(dir, info.Weights)
@@ -102,34 +109,11 @@ func resolveCLIP(dir string, info checkpoint.CLIPInfo, override string) (string,
 		return p, nil
 	}
 	if info.Name != "" {
-		if p, err := ResolveCLIPName(info.Name); err == nil {
+		if p, err := ResolveCLIP(context.Background(), info.Name, "", false); err == nil {
 			return p, nil
 		}
 	}
 	return "", nil
-}
-
-// ResolveCLIPName returns path itself when it is a file, else the cached
-// download of the OpenAI CLIP model of that name.
-func ResolveCLIPName(nameOrPath string) (string, error) {
-	if st, err := os.Stat(nameOrPath); err == nil && !st.IsDir() {
-		return nameOrPath, nil
-	}
-	if _, err := download.Lookup(nameOrPath); err != nil {
-		return "", fmt.Errorf("CLIP %q is neither a file nor a known model name (%v)", nameOrPath, download.Names())
-	}
-	cache, err := download.CacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := download.ModelDir(cache, nameOrPath)
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if ext := filepath.Ext(e.Name()); ext == ".pt" || ext == ".safetensors" {
-			return filepath.Join(dir, e.Name()), nil
-		}
-	}
-	return "", fmt.Errorf("CLIP %s is not downloaded; run: clipcap download %s", nameOrPath, nameOrPath)
 }
 
 // DecodeOptions merges per-call decoding options over the model's defaults.
@@ -215,37 +199,21 @@ func (c *Captioner) fromTensor(x *ts.Tensor, opt generate.Options) ([]Caption, e
 // Encode runs the CLIP encoder on preprocessed images (CHW float32 at the
 // encoder's resolution) and returns the embeddings.
 func (c *Captioner) Encode(pixels [][]float32) ([][]float32, error) {
-	if c.CLIP == nil {
-		return nil, fmt.Errorf("this model has no CLIP encoder: give --clip, or caption --embedding files")
-	}
-	if len(pixels) == 0 {
-		return nil, nil
-	}
-	n := int64(c.Pre.NPx)
-	flat := make([]float32, 0, len(pixels)*len(pixels[0]))
-	for _, p := range pixels {
-		flat = append(flat, p...)
-	}
-	x, err := ts.NewTensorFromData(flat, []int64{int64(len(pixels)), 3, n, n})
-	if err != nil {
-		return nil, err
-	}
-	if c.Device.IsCuda() {
-		x = x.MustTo(c.Device, true)
-	}
-	defer x.MustDrop()
-	c.mu.Lock()
-	emb, err := c.CLIP.Encode(x)
-	c.mu.Unlock()
-	if err != nil {
+	emb, err := c.encode(pixels)
+	if err != nil || emb == nil {
 		return nil, err
 	}
 	defer emb.MustDrop()
-	cpu := emb.MustTo(gotch.CPU, false)
+	cpu, err := emb.To(gotch.CPU, false)
+	if err != nil {
+		return nil, err
+	}
 	defer cpu.MustDrop()
 	d := int(cpu.MustSize()[1])
 	vals := make([]float32, len(pixels)*d)
-	cpu.MustCopyData(vals, uint(len(vals)))
+	if err := cpu.CopyData(vals, uint(len(vals))); err != nil {
+		return nil, err
+	}
 	out := make([][]float32, len(pixels))
 	for i := range out {
 		out[i] = vals[i*d : (i+1)*d]
@@ -253,13 +221,62 @@ func (c *Captioner) Encode(pixels [][]float32) ([][]float32, error) {
 	return out, nil
 }
 
-// FromPixels captions preprocessed images in one batch.
+// encode returns the embeddings of preprocessed images on the model's
+// device (nil for no images).
+func (c *Captioner) encode(pixels [][]float32) (*ts.Tensor, error) {
+	if c.CLIP == nil {
+		return nil, fmt.Errorf("this model has no CLIP encoder: give --clip, or caption --embedding files")
+	}
+	if len(pixels) == 0 {
+		return nil, nil
+	}
+	flat := make([]float32, 0, len(pixels)*len(pixels[0]))
+	for _, p := range pixels {
+		flat = append(flat, p...)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return EncodePixels(c.CLIP, flat)
+}
+
+// FromPixels captions preprocessed images in one batch. The embeddings stay
+// on the device from CLIP to the prefix.
 func (c *Captioner) FromPixels(pixels [][]float32, opt generate.Options) ([]Caption, error) {
-	emb, err := c.Encode(pixels)
-	if err != nil {
+	emb, err := c.encode(pixels)
+	if err != nil || emb == nil {
 		return nil, err
 	}
-	return c.FromEmbeddings(emb, opt)
+	defer emb.MustDrop()
+	return c.fromTensor(emb, opt)
+}
+
+// FromFiles is the files -> captions pipeline: images decoded and
+// preprocessed in parallel, captioned batch at a time (batch <= 0 means
+// 32), emit called in input order with each file's index. The first
+// unreadable image stops it with an error naming the file.
+func (c *Captioner) FromFiles(ctx context.Context, files []string, batch int, opt generate.Options, emit func(index int, cp Caption) error) error {
+	if c.CLIP == nil {
+		return fmt.Errorf("this model has no CLIP encoder: give --clip PATH_OR_NAME (e.g. after clipcap download ViT-B/32)")
+	}
+	return eachPixelBatch(ctx, c.Pre, files, batch, func(first int, px []float32) error {
+		c.mu.Lock()
+		emb, err := EncodePixels(c.CLIP, px)
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		defer emb.MustDrop()
+		caps, err := c.fromTensor(emb, opt)
+		if err != nil {
+			return err
+		}
+		for i, cp := range caps {
+			if err := emit(first+i, cp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // FromImages decodes nothing: it preprocesses decoded images and captions them.

@@ -15,11 +15,13 @@ import (
 	"github.com/clipcap/clipcap/model/clip"
 )
 
-// ResolveCLIP turns --clip's argument into a weights file: an existing path is
-// used as is; an OpenAI release name ("ViT-B/32", "RN50x4", ...) is looked up
-// in the download cache (cacheDir, or download.CacheDir() when empty) and
-// fetched, sha256-verified, when it is not there yet, as clip.load does.
-func ResolveCLIP(ctx context.Context, nameOrPath, cacheDir string) (string, error) {
+// ResolveCLIP turns a CLIP argument into a weights file, the one resolver
+// every command uses: an existing file is used as is; an OpenAI release name
+// ("ViT-B/32", "RN50x4", ...) is looked up in the download cache (cacheDir,
+// or download.CacheDir() when empty) and, when fetch is set, downloaded and
+// sha256-verified on first use as clip.load does. Without fetch a missing
+// download is an error naming the command that fetches it.
+func ResolveCLIP(ctx context.Context, nameOrPath, cacheDir string, fetch bool) (string, error) {
 	if st, err := os.Stat(nameOrPath); err == nil && !st.IsDir() {
 		return nameOrPath, nil
 	}
@@ -42,6 +44,9 @@ func ResolveCLIP(ctx context.Context, nameOrPath, cacheDir string) (string, erro
 	if _, err := os.Stat(path); err == nil {
 		return path, nil // the downloader verified it when it wrote it
 	}
+	if !fetch {
+		return "", fmt.Errorf("CLIP %s is not downloaded; run: clipcap download %s", nameOrPath, nameOrPath)
+	}
 	dir, err := download.Fetch(ctx, nameOrPath, download.Options{CacheDir: cacheDir})
 	if err != nil {
 		return "", err
@@ -58,29 +63,54 @@ func EmbedFiles(ctx context.Context, m *clip.Model, files []string, batch int) (
 	if len(files) == 0 {
 		return tensorfile.RawTensor{}, fmt.Errorf("clip: no images to embed")
 	}
-	if batch <= 0 {
-		batch = 32
-	}
-	n := int(m.Config.InputResolution)
-	pl := &imageproc.Pipeline{Pre: imageproc.NewPreprocessor(n)}
-	inputs := make([]imageproc.Input, len(files))
-	for i, f := range files {
-		inputs[i] = imageproc.Input{Name: f}
-	}
+	pre := imageproc.NewPreprocessor(int(m.Config.InputResolution))
 	out := tensorfile.RawTensor{Dtype: tensorfile.F32, Shape: []int64{int64(len(files)), m.Config.EmbedDim}}
-	pixels := make([]float32, 0, batch*3*n*n)
-	flush := func() error {
-		if len(pixels) == 0 {
-			return nil
+	err := eachPixelBatch(ctx, pre, files, batch, func(_ int, px []float32) error {
+		y, err := EncodePixels(m, px)
+		if err != nil {
+			return err
 		}
-		rows, err := encodePixels(m, pixels)
+		defer y.MustDrop()
+		rows, err := tensorfile.FromTorch(y)
 		if err != nil {
 			return err
 		}
 		out.Data = append(out.Data, rows.Data...)
-		pixels = pixels[:0]
 		return nil
+	})
+	if err != nil {
+		return tensorfile.RawTensor{}, fmt.Errorf("clip: embed: %w", err)
 	}
+	return out, nil
+}
+
+// eachPixelBatch is the files -> pixels half of every image path (embed,
+// caption, eval): files decoded and preprocessed in parallel by
+// imageproc.Pipeline, handed to fn in input order as packed CHW batches of
+// at most batch images (<= 0 means 32), first being the index of the
+// batch's first file. The first unreadable file stops it with an error
+// naming the file.
+func eachPixelBatch(ctx context.Context, pre *imageproc.Preprocessor, files []string, batch int, fn func(first int, pixels []float32) error) error {
+	if batch <= 0 {
+		batch = 32
+	}
+	inputs := make([]imageproc.Input, len(files))
+	for i, f := range files {
+		inputs[i] = imageproc.Input{Name: f}
+	}
+	per := 3 * pre.NPx * pre.NPx
+	pixels := make([]float32, 0, batch*per)
+	first := 0
+	flush := func() error {
+		if len(pixels) == 0 {
+			return nil
+		}
+		err := fn(first, pixels)
+		first += len(pixels) / per
+		pixels = pixels[:0]
+		return err
+	}
+	pl := &imageproc.Pipeline{Pre: pre}
 	err := pl.Each(ctx, inputs, func(r imageproc.Result) error {
 		if r.Err != nil {
 			return r.Err
@@ -91,28 +121,25 @@ func EmbedFiles(ctx context.Context, m *clip.Model, files []string, batch int) (
 		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
-		return tensorfile.RawTensor{}, fmt.Errorf("clip: embed: %w", err)
+		return err
 	}
-	return out, nil
+	return flush()
 }
 
-// encodePixels encodes k CHW images packed in px and returns their rows.
-func encodePixels(m *clip.Model, px []float32) (tensorfile.RawTensor, error) {
+// EncodePixels encodes k CHW images packed in px (float32 at the tower's
+// input resolution) on the tower's device, without autograd, and returns
+// the [k, EmbedDim] embeddings there (the caller drops them).
+func EncodePixels(m *clip.Model, px []float32) (*ts.Tensor, error) {
 	n := m.Config.InputResolution
-	k := int64(len(px)) / (3 * n * n)
-	x, err := ts.NewTensorFromData(px, []int64{k, 3, n, n})
+	if len(px) == 0 || int64(len(px))%(3*n*n) != 0 {
+		return nil, fmt.Errorf("clip: %d pixel values are not whole %dx%d RGB images", len(px), n, n)
+	}
+	x, err := ts.NewTensorFromData(px, []int64{int64(len(px)) / (3 * n * n), 3, n, n})
 	if err != nil {
-		return tensorfile.RawTensor{}, err
+		return nil, err
 	}
 	defer x.MustDrop()
-	y, err := m.Encode(x)
-	if err != nil {
-		return tensorfile.RawTensor{}, err
-	}
-	defer y.MustDrop()
-	return tensorfile.FromTorch(y)
+	// Encode moves x to the tower's device and turns autograd off itself.
+	return m.Encode(x)
 }

@@ -60,7 +60,7 @@ func TestResolveCLIP(t *testing.T) {
 	ctx := context.Background()
 	// An existing file is used as is.
 	p := filepath.Join(clipTestdata, "vit.pt")
-	if got, err := ResolveCLIP(ctx, p, cache); err != nil || got != p {
+	if got, err := ResolveCLIP(ctx, p, cache, true); err != nil || got != p {
 		t.Fatalf("path: got %q, %v", got, err)
 	}
 	// A name already in the cache resolves without the network.
@@ -69,11 +69,16 @@ func TestResolveCLIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(want, []byte("x"), 0o644)
-	if got, err := ResolveCLIP(ctx, "ViT-B/32", cache); err != nil || got != want {
+	if got, err := ResolveCLIP(ctx, "ViT-B/32", cache, true); err != nil || got != want {
 		t.Fatalf("cached name: got %q, %v; want %q", got, err, want)
 	}
-	if _, err := ResolveCLIP(ctx, "ViT-Q/7", cache); err == nil || !strings.Contains(err.Error(), "RN50x4") {
+	if _, err := ResolveCLIP(ctx, "ViT-Q/7", cache, true); err == nil || !strings.Contains(err.Error(), "RN50x4") {
 		t.Fatalf("unknown name: got %v, want an error listing the known names", err)
+	}
+	// Without fetch, a name not yet downloaded says how to download it
+	// (and touches no network).
+	if _, err := ResolveCLIP(ctx, "RN50x4", cache, false); err == nil || !strings.Contains(err.Error(), "clipcap download RN50x4") {
+		t.Fatalf("not downloaded: got %v, want the download command", err)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/eval/metrics"
 	"github.com/clipcap/clipcap/model/generate"
 )
@@ -171,47 +170,25 @@ func captionStore(c *caption.Captioner, in *inputs, opt Options, bar *progressba
 	return texts, nil
 }
 
-// captionFiles decodes and preprocesses the images in parallel and
-// captions them in batches through the model's CLIP encoder.
+// captionFiles captions the image files through the inference path's
+// files -> captions pipeline.
 func captionFiles(ctx context.Context, c *caption.Captioner, in *inputs, opt Options, bar *progressbar.ProgressBar) ([]string, error) {
-	files := make([]imageproc.Input, len(in.items))
+	files := make([]string, len(in.items))
 	for i, it := range in.items {
-		files[i] = imageproc.Input{Name: it.Path}
+		files[i] = it.Path
 	}
 	texts := make([]string, 0, len(in.items))
-	var batch [][]float32
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		caps, err := c.FromPixels(batch, opt.Decode)
-		if err != nil {
-			return err
-		}
-		for _, cp := range caps {
-			texts = append(texts, cleanText(cp.Text))
-		}
+	err := c.FromFiles(ctx, files, opt.Batch, opt.Decode, func(i int, cp caption.Caption) error {
+		texts = append(texts, cleanText(cp.Text))
 		if bar != nil {
-			bar.Add(len(batch))
-		}
-		batch = batch[:0]
-		return nil
-	}
-	pl := &imageproc.Pipeline{Pre: c.Pre}
-	err := pl.Each(ctx, files, func(r imageproc.Result) error {
-		if r.Err != nil {
-			return fmt.Errorf("image %s: %w", in.items[r.Index].ID, r.Err)
-		}
-		batch = append(batch, r.Pixels)
-		if len(batch) == opt.Batch {
-			return flush()
+			bar.Add(1)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("eval: %w", err)
 	}
-	return texts, flush()
+	return texts, nil
 }
 
 // cleanText is the caption as results.json will hold it: trimmed, and

@@ -17,7 +17,7 @@ import (
 // base name, so shard runs on machines with different mount points still
 // merge.
 func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device) (*clip.Model, string, error) {
-	path, err := caption.ResolveCLIP(ctx, spec, cache)
+	path, err := caption.ResolveCLIP(ctx, spec, cache, true)
 	if err != nil {
 		return nil, "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -62,7 +63,8 @@ func (t *Trainer) validate(now float64) error {
 	return t.metrics.write(Record{Type: "val", Step: t.st.Step, Epoch: t.st.Epoch + 1, ValLoss: f64(vl), Time: now})
 }
 
-// Captions generates greedy captions for dataset rows (distinct images).
+// Captions generates greedy captions for dataset rows (distinct images)
+// through the inference path that caption, eval and serve use.
 func (t *Trainer) Captions(d *Dataset, rows []int) ([]string, error) {
 	if len(rows) == 0 {
 		return nil, nil
@@ -71,29 +73,18 @@ func (t *Trainer) Captions(d *Dataset, rows []int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := toDevice(b, t.dev)
-	defer db.free()
-	var res []generate.Result
-	noGrad(func() {
-		prefix, perr := t.Model.Prefix(db.clip, false)
-		if perr != nil {
-			err = perr
-			return
-		}
-		defer prefix.MustDrop()
-		maxTok := int(min(67, t.Model.Cfg.GPT2.NPositions-t.Model.PrefixLength()))
-		res, err = generate.Generate(t.Model.GPT, prefix, generate.Options{Strategy: generate.Greedy, MaxTokens: maxTok})
-	})
+	emb := make([][]float32, b.B)
+	for i := range emb {
+		emb[i] = b.Emb[i*b.D : (i+1)*b.D]
+	}
+	maxTok := int(min(67, t.Model.Cfg.GPT2.NPositions-t.Model.PrefixLength()))
+	caps, err := caption.New(t.Model, t.Tok, t.dev).FromEmbeddings(emb, generate.Options{Strategy: generate.Greedy, MaxTokens: maxTok})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(res))
-	for i, r := range res {
-		s, derr := t.Tok.Decode(r.Tokens)
-		if derr != nil {
-			return nil, derr
-		}
-		out[i] = strings.TrimSpace(s)
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		out[i] = strings.TrimSpace(c.Text)
 	}
 	return out, nil
 }

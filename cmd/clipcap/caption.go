@@ -104,6 +104,8 @@ func runCaption(args []string) error {
 	if *embedding != "" && clipOpt == "" {
 		clipOpt = "-" // embeddings need no encoder
 	}
+	ctx, stop := signalContext()
+	defer stop()
 	c, err := caption.Load(*model, caption.Options{Device: dev, CLIP: clipOpt})
 	if err != nil {
 		return err
@@ -151,30 +153,9 @@ func runCaption(args []string) error {
 		}
 		return nil
 	}
-	if c.CLIP == nil {
-		return fmt.Errorf("model %s has no CLIP encoder; give --clip PATH_OR_NAME (e.g. after clipcap download ViT-B/32)", *model)
-	}
-	for start := 0; start < len(images); start += *batch {
-		end := min(start+*batch, len(images))
-		px := make([][]float32, 0, end-start)
-		for _, f := range images[start:end] {
-			p, err := c.Pre.File(f)
-			if err != nil {
-				return err
-			}
-			px = append(px, p)
-		}
-		caps, err := c.FromPixels(px, opt)
-		if err != nil {
-			return err
-		}
-		for i, cp := range caps {
-			if err := emit(images[start+i], start+i, cp); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return c.FromFiles(ctx, images, *batch, opt, func(i int, cp caption.Caption) error {
+		return emit(images[i], i, cp)
+	})
 }
 
 // readEmbeddings reads a float .npy of shape [N, D] (or [D]) as rows.

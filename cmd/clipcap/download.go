@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
 
 	"github.com/clipcap/clipcap/data/download"
@@ -38,7 +35,7 @@ func runDownload(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("download: name at least one model (%s)", strings.Join(download.Names(), ", "))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signalContext()
 	defer stop()
 	for _, name := range fs.Args() {
 		dir, err := download.Fetch(ctx, name, download.Options{CacheDir: *cache})

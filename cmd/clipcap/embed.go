@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
 
 	"github.com/clipcap/clipcap/caption"
@@ -66,9 +63,9 @@ func runEmbed(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signalContext()
 	defer stop()
-	path, err := caption.ResolveCLIP(ctx, *clipArg, *cache)
+	path, err := caption.ResolveCLIP(ctx, *clipArg, *cache, true)
 	if err != nil {
 		return err
 	}

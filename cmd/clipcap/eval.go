@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,7 +51,9 @@ func runEval(args []string) error {
 		return err
 	}
 	o.Progress = os.Stderr
-	sum, err := eval.Run(context.Background(), o)
+	ctx, stop := signalContext()
+	defer stop()
+	sum, err := eval.Run(ctx, o)
 	if err != nil {
 		return err
 	}

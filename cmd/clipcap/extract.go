@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -84,7 +82,7 @@ func runExtract(args []string) error {
 	if *f.out == "" {
 		return fmt.Errorf("--out is required (see --help)")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signalContext()
 	defer stop()
 	if *f.merge {
 		if fs.NArg() == 0 {

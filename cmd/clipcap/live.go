@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/clipcap/clipcap/caption"
@@ -59,7 +56,7 @@ func runLive(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	st, err := live.Run(ctx, c, live.Options{Source: *source, Output: *output, Subtitles: *subs, Every: *every,
 		Gen:    generate.Options{Strategy: generate.Strategy(*strategy), BeamSize: *beam, MaxTokens: *maxTokens},

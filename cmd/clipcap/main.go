@@ -6,12 +6,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // command is one `clipcap <name>` subcommand.
@@ -95,3 +98,10 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// signalContext is the context of every long-running command: cancelled on
+// Ctrl-C and on SIGTERM, which is how Kubernetes, Slurm and systemd stop a
+// job, so each command gets its chance to save or clean up.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/internal/torchrt"
@@ -54,7 +51,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	return s.ListenAndServe(ctx, *addr, func(a net.Addr) {
 		fmt.Fprintf(os.Stderr, "serve: listening on http://%s/\n", a)

@@ -71,7 +71,7 @@ func (m *Model) Encode(images *ts.Tensor) (*ts.Tensor, error) {
 	// pins the thread, since libtorch's grad mode is per OS thread).
 	torchrt.NoGrad(func() {
 		x := images
-		if images.DType() != m.dtype || images.MustDevice() != m.dev {
+		if images.DType() != m.dtype || !sameDevice(images.MustDevice(), m.dev) {
 			x = images.MustTo(m.dev, false).MustTotype(m.dtype, true)
 			defer x.MustDrop()
 		}
@@ -115,4 +115,14 @@ func (m *Model) convert(dt gotch.DType) {
 		m.converted = append(m.converted, c)
 	}
 	m.dtype = dt
+}
+
+// sameDevice compares devices by kind and CUDA index: a CPU tensor reports
+// {CPU 1}, which never equals gotch.CPU, and copying pixels to "another" CPU
+// would cost a full copy of every batch.
+func sameDevice(a, b gotch.Device) bool {
+	if a.IsCuda() || b.IsCuda() {
+		return a.IsCuda() && b.IsCuda() && a.Value == b.Value
+	}
+	return true
 }
