@@ -9,10 +9,10 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/data/imageproc"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // RandomCLIPConfig is the demo's image tower when no pretrained CLIP is in

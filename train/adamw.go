@@ -6,8 +6,8 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/clipcap/clipcap/model/nn"
 	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // AdamW is HuggingFace transformers.AdamW (the optimizer the original

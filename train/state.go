@@ -10,8 +10,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/model/checkpoint"
 )
 
 // Files of a run dir and of each checkpoint in it.

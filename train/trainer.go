@@ -17,10 +17,10 @@ import (
 
 	"github.com/clipcap/clipcap/data/featstore"
 	"github.com/clipcap/clipcap/data/tokenizer"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // ErrInterrupted is returned by Run when its context was cancelled (SIGINT,

@@ -20,6 +20,7 @@ import (
 	"github.com/sugarme/tokenizer/pretokenizer"
 
 	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/clipcap"
@@ -27,7 +28,6 @@ import (
 	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
 	"github.com/clipcap/clipcap/model/nn"
-	"github.com/clipcap/clipcap/internal/tensorfile"
 )
 
 // CLIPFile is the encoder's file name inside the directories written here.
