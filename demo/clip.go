@@ -42,13 +42,9 @@ func WriteRandomCLIP(path string, seed int64) error {
 	if err := calibrate(store, m, seed); err != nil {
 		return fmt.Errorf("calibrating the demo CLIP: %w", err)
 	}
-	out := map[string]tensorfile.RawTensor{}
-	for _, p := range store.All() {
-		rt, err := tensorfile.FromTorch(p.Tensor)
-		if err != nil {
-			return err
-		}
-		out[p.Name] = rt
+	out, err := store.StateDict()
+	if err != nil {
+		return err
 	}
 	return tensorfile.WriteSafetensors(path, out, map[string]string{"note": "seeded random CLIP ResNet for the clipcap demo, last layer standardized"})
 }

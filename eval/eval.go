@@ -8,16 +8,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/eval/metrics"
+	"github.com/clipcap/clipcap/internal/progress"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -98,16 +97,14 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	}
 
 	start := time.Now()
-	bar := newBar(opt.Progress, len(in.items))
+	bar := progress.New(opt.Progress, int64(len(in.items)), progress.Options{Desc: "eval", Unit: "images"})
 	var texts []string
 	if in.store != nil {
 		texts, err = captionStore(c, in, opt, bar)
 	} else {
 		texts, err = captionFiles(ctx, c, in, opt, bar)
 	}
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	if err != nil {
 		return nil, err
 	}
@@ -126,25 +123,8 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	return sum, writeOutputs(sum, in, opt, c)
 }
 
-func newBar(w io.Writer, n int) *progressbar.ProgressBar {
-	if w == nil {
-		return nil
-	}
-	return progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("eval"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-	)
-}
-
 // captionStore captions the store rows in batches.
-func captionStore(c *caption.Captioner, in *inputs, opt Options, bar *progressbar.ProgressBar) ([]string, error) {
+func captionStore(c *caption.Captioner, in *inputs, opt Options, bar *progress.Bar) ([]string, error) {
 	texts := make([]string, 0, len(in.items))
 	d := in.store.Dim()
 	for lo := 0; lo < len(in.items); lo += opt.Batch {
@@ -163,16 +143,14 @@ func captionStore(c *caption.Captioner, in *inputs, opt Options, bar *progressba
 		for _, cp := range caps {
 			texts = append(texts, cleanText(cp.Text))
 		}
-		if bar != nil {
-			bar.Add(hi - lo)
-		}
+		bar.Add(int64(hi - lo))
 	}
 	return texts, nil
 }
 
 // captionFiles captions the image files through the inference path's
 // files -> captions pipeline.
-func captionFiles(ctx context.Context, c *caption.Captioner, in *inputs, opt Options, bar *progressbar.ProgressBar) ([]string, error) {
+func captionFiles(ctx context.Context, c *caption.Captioner, in *inputs, opt Options, bar *progress.Bar) ([]string, error) {
 	files := make([]string, len(in.items))
 	for i, it := range in.items {
 		files[i] = it.Path
@@ -180,9 +158,7 @@ func captionFiles(ctx context.Context, c *caption.Captioner, in *inputs, opt Opt
 	texts := make([]string, 0, len(in.items))
 	err := c.FromFiles(ctx, files, opt.Batch, opt.Decode, func(i int, cp caption.Caption) error {
 		texts = append(texts, cleanText(cp.Text))
-		if bar != nil {
-			bar.Add(1)
-		}
+		bar.Add(1)
 		return nil
 	})
 	if err != nil {
@@ -266,32 +242,4 @@ func subset(results []metrics.Caption, in *inputs, domain string) ([]metrics.Cap
 		}
 	}
 	return res, refs
-}
-
-// writeAtomic writes a file through a temporary file in the same directory
-// and a rename, so a reader never sees half a file.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(dirOf(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/eval/metrics"
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/generate"
 	"github.com/clipcap/clipcap/model/mapper"
 )
@@ -72,11 +73,11 @@ func writeOutputs(sum *Summary, in *inputs, opt Options, c *caption.Captioner) e
 		if err != nil {
 			return err
 		}
-		if err := writeAtomic(filepath.Join(opt.Out, f.name), append(b, '\n')); err != nil {
+		if err := tensorfile.WriteBytesAtomic(filepath.Join(opt.Out, f.name), append(b, '\n')); err != nil {
 			return err
 		}
 	}
-	if err := writeAtomic(filepath.Join(opt.Out, MetricsFile), []byte(corpusJSON(sum.Report.Corpus)+"\n")); err != nil {
+	if err := tensorfile.WriteBytesAtomic(filepath.Join(opt.Out, MetricsFile), []byte(corpusJSON(sum.Report.Corpus)+"\n")); err != nil {
 		return err
 	}
 	if sum.ByDomain != nil {
@@ -86,11 +87,11 @@ func writeOutputs(sum *Summary, in *inputs, opt Options, c *caption.Captioner) e
 				parts = append(parts, fmt.Sprintf("%q: %s", d, corpusJSON(r.Corpus)))
 			}
 		}
-		if err := writeAtomic(filepath.Join(opt.Out, DomainsFile), []byte("{"+strings.Join(parts, ", ")+"}\n")); err != nil {
+		if err := tensorfile.WriteBytesAtomic(filepath.Join(opt.Out, DomainsFile), []byte("{"+strings.Join(parts, ", ")+"}\n")); err != nil {
 			return err
 		}
 	}
-	return writeAtomic(filepath.Join(opt.Out, ReportFile), []byte(reportMarkdown(sum, in, opt, c)))
+	return tensorfile.WriteBytesAtomic(filepath.Join(opt.Out, ReportFile), []byte(reportMarkdown(sum, in, opt, c)))
 }
 
 // corpusJSON writes corpus scores with pycocoevalcap's keys in its order;
@@ -248,5 +249,3 @@ func mdEscape(s string) string {
 	}
 	return mdEscaper.Replace(s)
 }
-
-func dirOf(path string) string { return filepath.Dir(path) }

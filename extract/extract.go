@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clipcap/clipcap/internal/progress"
 	"github.com/clipcap/clipcap/internal/torchrt"
 
 	"github.com/sugarme/gotch"
@@ -55,7 +56,7 @@ type Options struct {
 	// Download fetches URL images (Conceptual Captions) before extracting;
 	// nil extracts what is on disk. Its Dir defaults to the images root.
 	Download *datasets.DownloadOptions
-	Stderr   io.Writer // progress bar (terminals only) and summary; default os.Stderr
+	Stderr   io.Writer // progress (a bar on terminals, else a line per 10%) and summary; default os.Stderr
 }
 
 // Summary reports a run.
@@ -149,14 +150,14 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	sum := Summary{Items: len(items), Resumed: done, Load: loadTime}
 	failed := downloadFailures(opt, items)
 	e := &extractor{opt: opt, model: model, w: w, items: items, idx: idx, done: done, failed: failed,
-		bar: newProgress(opt.Stderr, len(items)-done, done), sum: &sum}
+		bar: progress.New(opt.Stderr, int64(len(items)), progress.Options{Desc: "extract", Unit: "images", Done: int64(done)}), sum: &sum}
 	if err := e.run(ctx); err != nil {
 		return sum, err
 	}
 	if err := w.Close(); err != nil {
 		return sum, err
 	}
-	e.bar.finish()
+	e.bar.Finish()
 	sum.Elapsed = time.Since(start)
 	fmt.Fprintln(opt.Stderr, sum.line(opt.Out))
 	return sum, nil
@@ -224,7 +225,7 @@ type extractor struct {
 	idx    []int
 	done   int
 	failed map[string]string
-	bar    *progress
+	bar    *progress.Bar
 	sum    *Summary
 }
 
@@ -362,7 +363,7 @@ func (e *extractor) encodeLoop(ctx context.Context, cancel func(), ch <-chan *ba
 				return err
 			}
 		}
-		e.bar.add(len(b.entries))
+		e.bar.Add(int64(len(b.entries)))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -332,12 +332,11 @@ func (s *Server) parseOptions(form map[string][]string) (generate.Options, error
 		return ""
 	}
 	var o generate.Options
-	switch st := generate.Strategy(get("strategy")); st {
-	case "", generate.Greedy, generate.Beam, generate.Sample:
-		o.Strategy = st
-	default:
-		return o, errorf(http.StatusBadRequest, "strategy %q: want greedy, beam or sample", st)
+	st, err := generate.ParseStrategy(get("strategy"))
+	if err != nil {
+		return o, errorf(http.StatusBadRequest, "%v", err)
 	}
+	o.Strategy = st
 	maxTok := int(s.c.Model.Cfg.GPT2.NPositions - s.c.Model.PrefixLength())
 	ints := []struct {
 		key    string

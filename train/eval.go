@@ -60,6 +60,9 @@ func (t *Trainer) validate(now float64) error {
 	if err != nil {
 		return err
 	}
+	if t.Cfg.Progress && t.Log != nil {
+		fmt.Fprintf(t.Log, "validation: step %d, epoch %d, val_loss %.4f\n", t.st.Step, t.st.Epoch+1, vl)
+	}
 	return t.metrics.write(Record{Type: "val", Step: t.st.Step, Epoch: t.st.Epoch + 1, ValLoss: f64(vl), Time: now})
 }
 

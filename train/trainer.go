@@ -10,13 +10,13 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 	"gopkg.in/yaml.v3"
 
 	"github.com/clipcap/clipcap/data/featstore"
 	"github.com/clipcap/clipcap/data/tokenizer"
+	"github.com/clipcap/clipcap/internal/progress"
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
@@ -207,12 +207,11 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 		// epochs: 0 saves the initialized model: an untrained baseline.
 		return t.saveCheckpoint("epoch-000")
 	}
-	var bar *progressbar.ProgressBar
+	var bar *progress.Bar
 	if t.Cfg.Progress {
-		bar = progressbar.NewOptions(t.st.Total, progressbar.OptionSetWriter(t.Log), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionFullWidth(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(t.Log) }))
-		bar.Set(t.st.Step)
+		// A bar on a terminal; in a log, a line every log_every steps.
+		bar = progress.New(t.Log, int64(t.st.Total), progress.Options{Desc: "train", Unit: "steps",
+			Every: int64(t.Cfg.LogEvery), Done: int64(t.st.Step)})
 	}
 	start := time.Now()
 	base := t.st.Elapsed
@@ -242,10 +241,8 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			}
 			logLoss, logN, logSamples = logLoss+loss, logN+1, logSamples+n
 			epochLoss, epochN = epochLoss+loss, epochN+1
-			if bar != nil {
-				bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f lr %.2e", epoch+1, t.Cfg.Epochs, loss, t.lr(t.st.Step-1)))
-				bar.Add(1)
-			}
+			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f lr %.2e", epoch+1, t.Cfg.Epochs, loss, t.lr(t.st.Step-1)))
+			bar.Add(1)
 			if t.st.Step%t.Cfg.LogEvery == 0 {
 				sps := float64(logSamples) / time.Since(logStart).Seconds()
 				t.st.Elapsed = elapsed()
@@ -284,9 +281,7 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			return err
 		}
 	}
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	return nil
 }
 

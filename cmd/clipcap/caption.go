@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/internal/tensorfile"
@@ -51,21 +49,12 @@ func (d *decodeFlags) register(fs interface {
 func (d *decodeFlags) options() (generate.Options, error) {
 	o := generate.Options{Strategy: generate.Strategy(d.strategy), BeamSize: d.beam, MaxTokens: d.maxTokens,
 		Temperature: d.temperature, TopK: d.topK, TopP: d.topP, Seed: d.seed}
-	switch o.Strategy {
-	case "", generate.Greedy, generate.Beam, generate.Sample:
-	default:
-		return o, fmt.Errorf("--strategy %q: want greedy, beam or sample", d.strategy)
+	var err error
+	if o.Strategy, err = generate.ParseStrategy(d.strategy); err != nil {
+		return o, fmt.Errorf("--%w", err)
 	}
-	if d.stop == "none" {
-		o.StopTokens = []int{}
-	} else if d.stop != "" {
-		for _, f := range strings.Split(d.stop, ",") {
-			id, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil {
-				return o, fmt.Errorf("--stop %q: token ids must be integers", d.stop)
-			}
-			o.StopTokens = append(o.StopTokens, id)
-		}
+	if o.StopTokens, err = generate.ParseStopTokens(d.stop); err != nil {
+		return o, fmt.Errorf("--%w", err)
 	}
 	return o, nil
 }

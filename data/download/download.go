@@ -22,8 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/clipcap/clipcap/internal/progress"
 )
 
 // Options tunes a download. The zero value works: default client, cache
@@ -317,24 +316,18 @@ func tryOnce(ctx context.Context, f File, pf *os.File, opt *Options) (http.Heade
 		return hdr, 0, permanentError{err}
 	}
 	var w io.Writer = pf
-	done := func() {}
+	var bar *progress.Bar
 	if opt.Progress != nil {
 		w = io.MultiWriter(pf, &progressWriter{name: f.Name, done: offset, total: total, fn: opt.Progress})
-	} else if fd, ok := opt.Stderr.(interface{ Fd() uintptr }); ok && term.IsTerminal(int(fd.Fd())) {
-		bar := progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(opt.Stderr),
-			progressbar.OptionSetDescription(f.Name),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(opt.Stderr) }),
-		)
-		bar.Set64(offset)
+	} else if bar = progress.New(opt.Stderr, total, progress.Options{Desc: f.Name, Unit: "bytes", Done: offset}); bar != nil {
 		w = io.MultiWriter(pf, bar)
-		done = func() { bar.Exit() }
 	}
 	n, err := io.Copy(w, resp.Body)
-	done()
+	if err == nil && (total < 0 || offset+n == total) {
+		bar.Finish()
+	} else {
+		bar.Stop()
+	}
 	if err != nil {
 		return hdr, n, fmt.Errorf("GET %s: connection lost after %d bytes: %w", f.URL, offset+n, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -158,7 +157,7 @@ func (w *Writer) flush() error {
 		}
 		sum := sha256.Sum256(buf.Bytes())
 		sh.SHA256 = hex.EncodeToString(sum[:])
-		if err := writeAtomic(filepath.Join(w.dir, sh.File), buf.Bytes()); err != nil {
+		if err := tensorfile.WriteBytesAtomic(filepath.Join(w.dir, sh.File), buf.Bytes()); err != nil {
 			return err
 		}
 	} else {
@@ -170,7 +169,7 @@ func (w *Writer) flush() error {
 		cb.Write(line)
 		cb.WriteByte('\n')
 	}
-	if err := writeAtomic(filepath.Join(w.dir, captionsName(k)), cb.Bytes()); err != nil {
+	if err := tensorfile.WriteBytesAtomic(filepath.Join(w.dir, captionsName(k)), cb.Bytes()); err != nil {
 		return err
 	}
 	w.man.Shards = append(w.man.Shards, sh)
@@ -201,7 +200,7 @@ func (w *Writer) Close() error {
 			shards = append(shards, sh)
 		}
 	}
-	if err := writeAtomic(filepath.Join(w.dir, CaptionsFile), all.Bytes()); err != nil {
+	if err := tensorfile.WriteBytesAtomic(filepath.Join(w.dir, CaptionsFile), all.Bytes()); err != nil {
 		return err
 	}
 	// Shards that only held rejected inputs carry no file.
@@ -223,12 +222,5 @@ func (w *Writer) commitManifest() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(w.dir, ManifestFile), append(data, '\n'))
-}
-
-func writeAtomic(path string, data []byte) error {
-	return tensorfile.WriteFileAtomic(path, func(wr io.Writer) error {
-		_, err := wr.Write(data)
-		return err
-	})
+	return tensorfile.WriteBytesAtomic(filepath.Join(w.dir, ManifestFile), append(data, '\n'))
 }

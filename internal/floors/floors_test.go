@@ -13,6 +13,7 @@ const module = "github.com/clipcap/clipcap/"
 var rules = map[string][]string{
 	"internal/torchrt":    {""}, // no project package at all
 	"internal/tensorfile": {""},
+	"internal/progress":   {""},
 	"model/":              {"data/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
 	"data/":               {"model/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
 	"caption":             {"train", "eval", "extract", "live", "serve", "cmd/", "demo"},

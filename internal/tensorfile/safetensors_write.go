@@ -147,3 +147,12 @@ func WriteFileAtomic(path string, fill func(w io.Writer) error) (err error) {
 	}
 	return nil
 }
+
+// WriteBytesAtomic is WriteFileAtomic for data already in memory (configs,
+// manifests, reports): readers see the old file or the new one, never half.
+func WriteBytesAtomic(path string, data []byte) error {
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}

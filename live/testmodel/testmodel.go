@@ -127,13 +127,9 @@ func Write(dir string, s Spec) error {
 	if err := reseed(store, rng); err != nil {
 		return err
 	}
-	sd := map[string]tensorfile.RawTensor{}
-	for _, p := range store.All() {
-		rt, err := tensorfile.FromTorch(p.Tensor)
-		if err != nil {
-			return err
-		}
-		sd[p.Name] = rt
+	sd, err := store.StateDict()
+	if err != nil {
+		return err
 	}
 	if err := tensorfile.WriteSafetensors(filepath.Join(dir, CLIPFile), sd, nil); err != nil {
 		return err

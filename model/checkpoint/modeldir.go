@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -109,15 +108,7 @@ func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 // StateDict returns every parameter as raw float32 tensors under the
 // official names.
 func StateDict(m *clipcap.Model) (map[string]tensorfile.RawTensor, error) {
-	out := map[string]tensorfile.RawTensor{}
-	for _, p := range m.Store.All() {
-		rt, err := tensorfile.FromTorch(p.Tensor)
-		if err != nil {
-			return nil, fmt.Errorf("parameter %s: %w", p.Name, err)
-		}
-		out[p.Name] = rt
-	}
-	return out, nil
+	return m.Store.StateDict()
 }
 
 // Save writes a self-contained model directory: config.yaml,
@@ -148,7 +139,7 @@ func Save(dir string, m *clipcap.Model, cfg DirConfig, tokenizerDir string) erro
 		if err != nil {
 			return fmt.Errorf("copying tokenizer files: %w", err)
 		}
-		if err := writeAtomic(filepath.Join(dir, f), data); err != nil {
+		if err := tensorfile.WriteBytesAtomic(filepath.Join(dir, f), data); err != nil {
 			return err
 		}
 	}
@@ -161,14 +152,7 @@ func WriteDirConfig(dir string, cfg DirConfig) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, ConfigFile), y)
-}
-
-func writeAtomic(path string, data []byte) error {
-	return tensorfile.WriteFileAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return tensorfile.WriteBytesAtomic(filepath.Join(dir, ConfigFile), y)
 }
 
 // ExportOfficial writes the state dict under the official names, with the

@@ -57,3 +57,17 @@ func LoadInto(store *Store, src tensorfile.Lookup, file string, rename func(stri
 	}
 	return unused, nil
 }
+
+// StateDict copies every parameter of the store into raw float32 tensors
+// under its store name: what the tensor-file writers take.
+func (s *Store) StateDict() (map[string]tensorfile.RawTensor, error) {
+	out := map[string]tensorfile.RawTensor{}
+	for _, p := range s.All() {
+		rt, err := tensorfile.FromTorch(p.Tensor)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %s: %w", p.Name, err)
+		}
+		out[p.Name] = rt
+	}
+	return out, nil
+}
