@@ -18,7 +18,7 @@ import (
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
-	"github.com/clipcap/clipcap/live/testmodel"
+	"github.com/clipcap/clipcap/internal/randmodel"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -57,10 +57,10 @@ func fixture(t *testing.T) (string, *caption.Captioner) {
 			return
 		}
 		model := filepath.Join(fixtureDir, "model")
-		if fixtureErr = testmodel.Write(model, testmodel.Tiny()); fixtureErr != nil {
+		if fixtureErr = randmodel.Write(model, randmodel.Tiny()); fixtureErr != nil {
 			return
 		}
-		fixtureCap, fixtureErr = testmodel.Load(model)
+		fixtureCap, fixtureErr = randmodel.Load(model)
 		if fixtureErr != nil {
 			return
 		}

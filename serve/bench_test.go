@@ -16,7 +16,7 @@ import (
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/live"
-	"github.com/clipcap/clipcap/live/testmodel"
+	"github.com/clipcap/clipcap/internal/randmodel"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -37,8 +37,8 @@ func realModel(b *testing.B) *caption.Captioner {
 			return
 		}
 		defer os.RemoveAll(dir)
-		if realErr = testmodel.Write(dir, testmodel.Real()); realErr == nil {
-			realCap, realErr = testmodel.Load(dir)
+		if realErr = randmodel.Write(dir, randmodel.Real()); realErr == nil {
+			realCap, realErr = randmodel.Load(dir)
 		}
 	})
 	if realErr != nil {

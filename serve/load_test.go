@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/live/testmodel"
+	"github.com/clipcap/clipcap/internal/randmodel"
 )
 
 // TestLoad runs 32 clients against a real listener on loopback for
 // CLIPCAP_LOADTEST_SECONDS (default 60) with dynamic batching, and for half
-// that with one-at-a-time serving (max-batch 1), on testmodel.Small. It
+// that with one-at-a-time serving (max-batch 1), on randmodel.Small. It
 // needs CLIPCAP_LOADTEST=1 (scripts/bench_serve.sh sets it). It fails on
 // any failed request other than a 429, on goroutine or memory growth, and
 // when batching gives less than 1.5x the throughput.
@@ -34,10 +34,10 @@ func TestLoad(t *testing.T) {
 		secs = v
 	}
 	dir := t.TempDir()
-	if err := testmodel.Write(dir, testmodel.Small()); err != nil {
+	if err := randmodel.Write(dir, randmodel.Small()); err != nil {
 		t.Fatal(err)
 	}
-	c, err := testmodel.Load(dir)
+	c, err := randmodel.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

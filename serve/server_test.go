@@ -28,7 +28,7 @@ import (
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
-	"github.com/clipcap/clipcap/live/testmodel"
+	"github.com/clipcap/clipcap/internal/randmodel"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -39,15 +39,15 @@ var (
 	tinyDir  string
 )
 
-// tiny loads the seeded tiny model (testmodel.Tiny), once per test binary.
+// tiny loads the seeded tiny model (randmodel.Tiny), once per test binary.
 func tiny(t testing.TB) *caption.Captioner {
 	t.Helper()
 	tinyOnce.Do(func() {
 		if tinyDir, tinyErr = os.MkdirTemp("", "clipcap-serve-"); tinyErr != nil {
 			return
 		}
-		if tinyErr = testmodel.Write(tinyDir, testmodel.Tiny()); tinyErr == nil {
-			tinyCap, tinyErr = testmodel.Load(tinyDir)
+		if tinyErr = randmodel.Write(tinyDir, randmodel.Tiny()); tinyErr == nil {
+			tinyCap, tinyErr = randmodel.Load(tinyDir)
 		}
 	})
 	if tinyErr != nil {

@@ -1,9 +1,9 @@
-// Package testmodel writes self-contained model directories with seeded
+// Package randmodel writes self-contained model directories with seeded
 // random weights — a CLIP ViT image tower, a ClipCap mapper + GPT-2 and a
 // byte-level tokenizer — for the live and serve tests and benchmarks. The
 // captions such a model writes are gibberish, but they are a deterministic
 // function of the pixels, which is what the tests compare.
-package testmodel
+package randmodel
 
 import (
 	"encoding/binary"
@@ -93,11 +93,11 @@ func Write(dir string, s Spec) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if s.GPT2.VocabSize != int64(s.Vocab) {
-		return fmt.Errorf("testmodel: GPT-2 vocab %d differs from the tokenizer's %d", s.GPT2.VocabSize, s.Vocab)
+		return fmt.Errorf("randmodel: GPT-2 vocab %d differs from the tokenizer's %d", s.GPT2.VocabSize, s.Vocab)
 	}
 	if s.CLIP.Heads != s.CLIP.Width/64 {
 		// clip.Load infers heads as width/64, as openai's build_model does.
-		return fmt.Errorf("testmodel: CLIP heads must be width/64 = %d to load back", s.CLIP.Width/64)
+		return fmt.Errorf("randmodel: CLIP heads must be width/64 = %d to load back", s.CLIP.Width/64)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -183,7 +183,7 @@ func reseed(store *nn.Store, rng *rand.Rand) error {
 // byte tokens in GPT-2's order, synthetic two-byte merges, <|endoftext|>.
 func writeTokenizer(dir string, n int) error {
 	if n < 257 {
-		return fmt.Errorf("testmodel: vocab %d is below the 257 byte tokens + <|endoftext|>", n)
+		return fmt.Errorf("randmodel: vocab %d is below the 257 byte tokens + <|endoftext|>", n)
 	}
 	chars := pretokenizer.GenerateBytesChar()
 	order := byteOrder()

@@ -1,4 +1,4 @@
-package testmodel
+package randmodel
 
 import (
 	"fmt"
