@@ -103,7 +103,11 @@ fi
 if [ -z "${SETUP_SKIP_BUILD:-}" ]; then
   pkg=github.com/clipcap/clipcap/internal/doctor
   facts="version=$tver,libtorch=$lt,cxx11_abi=$abi,cuda=$cuda"
-  if ! go build -ldflags "-X $pkg.BuildLibtorch=$facts -X $pkg.BuildGotch=$prepared" -o bin/clipcap ./cmd/clipcap 2>"$cache/build.log"; then
+  # The source revision goes into the binary for `clipcap version`, when git can read
+  # this checkout (Go refuses to build with -buildvcs=auto when git fails here).
+  vcs=false
+  if git status --porcelain >/dev/null 2>&1; then vcs=auto; fi
+  if ! go build -buildvcs=$vcs -ldflags "-X $pkg.BuildLibtorch=$facts -X $pkg.BuildGotch=$prepared" -o bin/clipcap ./cmd/clipcap 2>"$cache/build.log"; then
     cat "$cache/build.log" >&2
     die "go build ./cmd/clipcap failed (log above)."
   fi

@@ -10,6 +10,7 @@ import (
 func init() {
 	register(command{
 		name:    "download",
+		light:   true,
 		summary: "fetch published weights into the cache, sha256-verified, resumable",
 		run:     runDownload,
 	})

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
 // command is one `clipcap <name>` subcommand.
@@ -24,6 +26,9 @@ type command struct {
 	// run receives the arguments after the command name. It returns
 	// flag.ErrHelp after printing help, or an error to report.
 	run func(args []string) error
+	// light commands run no libtorch compute: they skip the runtime tuning
+	// re-exec (torchrt.Tune), which would double their start-up time.
+	light bool
 }
 
 var commands = map[string]command{}
@@ -66,6 +71,9 @@ func run(args []string) int {
 		usage()
 		return 2
 	}
+	if !c.light && !isHelp(args[1:]) {
+		torchrt.Tune()
+	}
 	err := c.run(args[1:])
 	switch {
 	case err == nil:
@@ -104,4 +112,14 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // job, so each command gets its chance to save or clean up.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// isHelp reports whether the arguments only ask for a command's help.
+func isHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return true
+		}
+	}
+	return false
 }

@@ -11,7 +11,7 @@ import (
 const plotSummary = "draw a run's train and validation loss curves (SVG or PNG)"
 
 func init() {
-	register(command{name: "plot", summary: plotSummary, run: runPlot})
+	register(command{name: "plot", summary: plotSummary, light: true, run: runPlot})
 }
 
 func runPlot(args []string) error {

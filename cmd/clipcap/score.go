@@ -14,6 +14,7 @@ import (
 func init() {
 	register(command{
 		name:    "score",
+		light:   true,
 		summary: "score a COCO-format results file like pycocoevalcap",
 		run:     runScore,
 	})

@@ -14,7 +14,7 @@ import (
 const tokenizeSummary = "GPT-2 BPE token ids of text (one JSON array per TEXT or stdin line); --decode: ids to text"
 
 func init() {
-	register(command{name: "tokenize", summary: tokenizeSummary, run: runTokenize})
+	register(command{name: "tokenize", summary: tokenizeSummary, light: true, run: runTokenize})
 }
 
 func runTokenize(args []string) error {

@@ -3,11 +3,13 @@
 //
 // Both OpenBLAS and libgomp read their settings from the environment in
 // their library constructors, before any Go code runs. So when the
-// environment has not chosen, init picks the OpenBLAS kernel that fits this
+// environment has not chosen, Tune picks the OpenBLAS kernel that fits this
 // CPU (OpenBLAS 0.3.21 mis-detects recent Xeons and falls back to generic
 // kernels 4x slower) and OMP_WAIT_POLICY=PASSIVE (libtorch's OpenMP pool and
 // OpenBLAS's threads otherwise spin against each other on few cores), then
-// re-executes the process once with them. Settings the user made are never
+// re-executes the process once with them. Only commands that compute call
+// Tune: a re-exec costs a second load of libtorch, which commands such as
+// tokenize or score would pay for nothing. Settings the user made are never
 // overridden; CLIPCAP_NO_REEXEC=1 disables the re-exec.
 package torchrt
 
@@ -52,10 +54,18 @@ type Choice struct {
 var choice Choice
 
 func init() {
-	choice = decide()
+	choice = decide(false)
 }
 
-func decide() Choice {
+// Tune re-executes the process with the runtime settings that fit this CPU
+// when the environment has not chosen them and they differ from what is in
+// effect; it returns only when no re-exec was needed or possible. Call it
+// first thing in commands that run libtorch compute.
+func Tune() {
+	choice = decide(true)
+}
+
+func decide(reexec bool) Choice {
 	c := Choice{CoreType: os.Getenv("OPENBLAS_CORETYPE"), WaitPolicy: os.Getenv("OMP_WAIT_POLICY")}
 	set := os.Getenv(reexecMarker)
 	switch {
@@ -66,7 +76,7 @@ func decide() Choice {
 	default:
 		c.CoreTypeSource = "auto-detected by OpenBLAS"
 	}
-	if set != "" || os.Getenv("CLIPCAP_NO_REEXEC") != "" || C.blas_corename() == nil {
+	if !reexec || set != "" || os.Getenv("CLIPCAP_NO_REEXEC") != "" || C.blas_corename() == nil {
 		return c // already re-executed, disabled, or no OpenBLAS in this process
 	}
 	var changed []string
