@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/internal/torchrt"
 
 	"github.com/sugarme/gotch"
@@ -293,4 +294,55 @@ func (c *Captioner) FromImages(images []*imageproc.Image, opt generate.Options) 
 		px[i] = p
 	}
 	return c.FromPixels(px, opt)
+}
+
+// FromNpy captions the rows of a float .npy of CLIP embeddings ([N, D] or
+// [D]) batch at a time (batch <= 0 means 32), calling emit in row order.
+func (c *Captioner) FromNpy(path string, batch int, opt generate.Options, emit func(row int, cp Caption) error) error {
+	rows, err := readEmbeddings(path)
+	if err != nil {
+		return err
+	}
+	if batch <= 0 {
+		batch = 32
+	}
+	for start := 0; start < len(rows); start += batch {
+		end := min(start+batch, len(rows))
+		caps, err := c.FromEmbeddings(rows[start:end], opt)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		for i, cp := range caps {
+			if err := emit(start+i, cp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readEmbeddings reads a float .npy of shape [N, D] (or [D]) as rows.
+func readEmbeddings(path string) ([][]float32, error) {
+	rt, err := tensorfile.ReadNpy(path)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := rt.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var n, d int
+	switch len(rt.Shape) {
+	case 1:
+		n, d = 1, int(rt.Shape[0])
+	case 2:
+		n, d = int(rt.Shape[0]), int(rt.Shape[1])
+	default:
+		return nil, fmt.Errorf("%s: embeddings must be [N, D], got shape %v", path, rt.Shape)
+	}
+	rows := make([][]float32, n)
+	for i := range rows {
+		rows[i] = vals[i*d : (i+1)*d]
+	}
+	return rows, nil
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/internal/randmodel"
@@ -60,7 +62,7 @@ func fixture(t *testing.T) (string, *caption.Captioner) {
 		if fixtureErr = randmodel.Write(model, randmodel.Tiny()); fixtureErr != nil {
 			return
 		}
-		fixtureCap, fixtureErr = randmodel.Load(model)
+		fixtureCap, fixtureErr = caption.Load(model, caption.Options{Device: gotch.CPU})
 		if fixtureErr != nil {
 			return
 		}

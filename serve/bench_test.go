@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
-	"github.com/clipcap/clipcap/live"
 	"github.com/clipcap/clipcap/internal/randmodel"
+	"github.com/clipcap/clipcap/live"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -38,7 +40,7 @@ func realModel(b *testing.B) *caption.Captioner {
 		}
 		defer os.RemoveAll(dir)
 		if realErr = randmodel.Write(dir, randmodel.Real()); realErr == nil {
-			realCap, realErr = randmodel.Load(dir)
+			realCap, realErr = caption.Load(dir, caption.Options{Device: gotch.CPU})
 		}
 	})
 	if realErr != nil {

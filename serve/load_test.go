@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/internal/randmodel"
 )
@@ -37,7 +39,7 @@ func TestLoad(t *testing.T) {
 	if err := randmodel.Write(dir, randmodel.Small()); err != nil {
 		t.Fatal(err)
 	}
-	c, err := randmodel.Load(dir)
+	c, err := caption.Load(dir, caption.Options{Device: gotch.CPU})
 	if err != nil {
 		t.Fatal(err)
 	}

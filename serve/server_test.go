@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
@@ -47,7 +48,7 @@ func tiny(t testing.TB) *caption.Captioner {
 			return
 		}
 		if tinyErr = randmodel.Write(tinyDir, randmodel.Tiny()); tinyErr == nil {
-			tinyCap, tinyErr = randmodel.Load(tinyDir)
+			tinyCap, tinyErr = caption.Load(tinyDir, caption.Options{Device: gotch.CPU})
 		}
 	})
 	if tinyErr != nil {

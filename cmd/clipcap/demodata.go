@@ -23,11 +23,11 @@ func runDemoData(args []string) error {
 	size := fs.Int("size", 64, "image side in pixels")
 	seed := fs.Int64("seed", 1, "random seed")
 	clipOut := fs.String("random-clip", "", "also write a seeded random CLIP ViT here (for machines without pretrained CLIP weights)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
-		return fmt.Errorf("--out is required")
+		return usagef("--out is required")
 	}
 	if err := demo.Generate(*out, demo.Sizes{Train: *train, Val: *val, Test: *test}, *size, *seed); err != nil {
 		return err

@@ -15,7 +15,7 @@ func init() {
 
 func runDoctor(args []string) error {
 	fs := newFlags("doctor", "", "Print what clipcap runs on: libtorch build, BLAS kernel and how it was chosen, devices, gotch and tokenizer paths, and a matmul check.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	return doctor.Report(os.Stdout)
@@ -25,7 +25,7 @@ func runDoctor(args []string) error {
 // version, VCS revision and time, and the toolchain.
 func runVersion(args []string) error {
 	fs := newFlags("version", "", "Print clipcap's version, source revision and Go toolchain (doctor prints the runtime).")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	info, ok := debug.ReadBuildInfo()

@@ -23,7 +23,7 @@ func runDownload(args []string) error {
 			"Endpoints: CLIPCAP_HF_ENDPOINT, CLIPCAP_CLIP_ENDPOINT. Known names: "+strings.Join(download.Names(), ", "))
 	cache := fs.String("cache", "", "cache directory (default $CLIPCAP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/clipcap)")
 	list := fs.Bool("list", false, "list the known model names and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *list {

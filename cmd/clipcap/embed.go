@@ -30,7 +30,7 @@ func runEmbed(args []string) error {
 	fs.Var(&images, "image", "image file (repeatable)")
 	out := fs.String("out", "", "output .npy file (required)")
 	batch := fs.Int("batch", 32, "images per forward pass")
-	device := fs.String("device", "auto", "cpu, cuda, cuda:N or auto")
+	device := deviceFlag(fs)
 	half := fs.Bool("half", false, "compute in fp16 (CUDA only)")
 	cache := fs.String("cache", "", "download cache (default $CLIPCAP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/clipcap)")
 	// --image F... takes every following non-flag argument, so flags may
@@ -51,9 +51,9 @@ func runEmbed(args []string) error {
 	}
 	switch {
 	case *clipArg == "":
-		return fmt.Errorf("embed: --clip is required")
+		return usagef("--clip is required")
 	case *out == "":
-		return fmt.Errorf("embed: --out is required")
+		return usagef("--out is required")
 	case len(images) == 0:
 		return fmt.Errorf("embed: name at least one --image")
 	case *batch < 1:

@@ -31,17 +31,17 @@ func runEval(args []string) error {
 	fs.StringVar(&o.SpiceJar, "spice-jar", "", "pycocoevalcap's spice-1.0.jar (with its lib/ directory)")
 	fs.StringVar(&o.Dataset, "dataset", "", "coco, conceptual or nocaps: which paper row to compare with (default: inferred)")
 	fs.StringVar(&o.CLIP, "clip", "", "CLIP weights or OpenAI model name for --images (default: the model directory's)")
-	device := fs.String("device", "cpu", "cpu or cuda")
+	device := deviceFlag(fs)
 	var dec decodeFlags
 	dec.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("eval: unexpected arguments %v", fs.Args())
 	}
 	if o.Model == "" || o.Split == "" || o.Out == "" {
-		return fmt.Errorf("eval: --model, --split and --out are required")
+		return usagef("--model, --split and --out are required")
 	}
 	var err error
 	if o.Decode, err = dec.options(); err != nil {

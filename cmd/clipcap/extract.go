@@ -58,7 +58,7 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 		workers:     fs.Int("workers", 0, "decode/preprocess workers (default: number of CPUs)"),
 		f16:         fs.Bool("float16", false, "store embeddings as float16"),
 		limit:       fs.Int("limit", 0, "only the first N items of the dataset (before sharding)"),
-		device:      fs.String("device", "auto", "cpu, cuda, cuda:N or auto"),
+		device:      deviceFlag(fs),
 		cache:       fs.String("cache", "", "download cache for CLIP model names"),
 		merge:       fs.Bool("merge", false, "merge the part stores given as arguments into --out"),
 		download:    fs.Bool("download", false, "first download URL images (Conceptual Captions) into the images root"),
@@ -76,11 +76,11 @@ func runExtract(args []string) error {
 		args = append([]string{"--merge"}, args[1:]...)
 	}
 	fs, f := newExtractFlags()
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *f.out == "" {
-		return fmt.Errorf("--out is required (see --help)")
+		return usagef("--out is required (see --help)")
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -94,7 +94,7 @@ func runExtract(args []string) error {
 		return fmt.Errorf("unexpected arguments %q (part stores are only taken with --merge)", fs.Args())
 	}
 	if *f.dataset == "" || *f.input == "" || *f.clip == "" {
-		return fmt.Errorf("--dataset, --input and --clip are required (see --help)")
+		return usagef("--dataset, --input and --clip are required (see --help)")
 	}
 	k, n, err := parseShard(*f.shard)
 	if err != nil {

@@ -19,7 +19,7 @@ func checkExtractArgs(t *testing.T, where string, args []string) {
 	t.Helper()
 	fs, f := newExtractFlags()
 	fs.SetOutput(&strings.Builder{})
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		t.Fatalf("%s: clipcap extract %v: %v", where, args, err)
 	}
 	if *f.out == "" {

@@ -3,17 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
-
-	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/data/tokenizer"
-	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
-	"github.com/clipcap/clipcap/model/clip"
-	"github.com/clipcap/clipcap/model/clipcap"
-	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
 )
 
@@ -39,104 +31,21 @@ func runImport(args []string) error {
 	clipLen := fs.Int64("prefix-length-clip", 10, "hf-gpt2: transformer mapper clip length")
 	layers := fs.Int64("num-layers", 8, "hf-gpt2: transformer mapper layers")
 	clipDim := fs.Int64("clip-dim", 512, "hf-gpt2: CLIP embedding width")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *ckpt == "" || *out == "" {
-		return fmt.Errorf("--checkpoint and --out are required")
+		return usagef("--checkpoint and --out are required")
 	}
-	var g *gpt2.Config
-	if *gpt2Config != "" {
-		c, err := checkpoint.ReadGPT2Config(*gpt2Config)
-		if err != nil {
-			return err
-		}
-		g = &c
-	}
-	var m *clipcap.Model
-	var err error
-	switch *from {
-	case "official":
-		m, err = checkpoint.LoadOfficial(*ckpt, checkpoint.OfficialOptions{GPT2: g, NormalizePrefix: *normalize}, gotch.CPU)
-	case "hf-gpt2":
-		cfg := gpt2.Presets["gpt2"]
-		if g != nil {
-			cfg = *g
-		}
-		mc := clipcap.Config{GPT2: cfg, Mapper: mapper.Config{Kind: mapper.Kind(*mapping), ClipDim: *clipDim, EmbedDim: cfg.NEmbd,
-			PrefixLength: *prefixLen, ClipLength: *clipLen, NumLayers: *layers}, FreezeGPT2: *mapping == "transformer"}
-		if m, err = clipcap.New(mc, gotch.CPU); err == nil {
-			err = checkpoint.LoadHFGPT2(m, *ckpt)
-		}
-	case "openai-clip", "hf-clip":
-		return importCLIP(*ckpt, *out)
-	default:
-		return fmt.Errorf("--from %q: want official, hf-gpt2, openai-clip or hf-clip", *from)
-	}
+	cfg, err := checkpoint.Import(checkpoint.ImportOptions{From: *from, Checkpoint: *ckpt, Out: *out, GPT2Config: *gpt2Config,
+		CLIPFile: *clipFile, CLIPName: *clipName, NormalizePrefix: *normalize, TokenizerDir: tokenizer.DefaultDir(),
+		Mapper: mapper.Config{Kind: mapper.Kind(*mapping), ClipDim: *clipDim, PrefixLength: *prefixLen, ClipLength: *clipLen, NumLayers: *layers}})
 	if err != nil {
 		return err
 	}
-	name := *clipName
-	if name == "" {
-		name = map[int64]string{512: "ViT-B/32", 640: "RN50x4", 768: "ViT-L/14", 1024: "RN50"}[m.Cfg.Mapper.ClipDim]
-	}
-	cfg := checkpoint.NewDirConfig(m, name)
-	tokDir := tokenizer.DefaultDir()
-	if _, err := tokenizer.Load(tokDir); err != nil {
-		return fmt.Errorf("the model directory needs GPT-2's tokenizer files: %w", err)
-	}
-	if err := checkpoint.Save(*out, m, cfg, tokDir); err != nil {
-		return err
-	}
-	if *clipFile != "" {
-		if err := importCLIP(*clipFile, *out); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(os.Stderr, "imported %s %s model (prefix %d, GPT-2 %d layers x %d) into %s\n", *from, m.Cfg.Mapper.Kind,
-		m.Cfg.Mapper.PrefixLength, m.Cfg.GPT2.NLayer, m.Cfg.GPT2.NEmbd, *out)
+	fmt.Fprintf(os.Stderr, "imported %s %s model (prefix %d, GPT-2 %d layers x %d) into %s\n", *from, cfg.Mapper.Kind,
+		cfg.Mapper.PrefixLength, cfg.GPT2.NLayer, cfg.GPT2.NEmbd, *out)
 	return nil
-}
-
-// importCLIP converts a CLIP image tower into the model directory's
-// clip.safetensors (OpenAI names; HF files are kept in their own names,
-// which the loader maps) and records it in config.yaml.
-func importCLIP(src, dir string) error {
-	cfg, err := checkpoint.ReadDirConfig(dir)
-	if err != nil {
-		return err
-	}
-	_, ccfg, err := clip.Load(src, gotch.CPU)
-	if err != nil {
-		return err
-	}
-	if ccfg.EmbedDim != cfg.Model.Mapper.ClipDim {
-		return fmt.Errorf("%s gives %d-dim embeddings; the model in %s expects %d", src, ccfg.EmbedDim, dir, cfg.Model.Mapper.ClipDim)
-	}
-	srcFile, err := checkpoint.Open(src)
-	if err != nil {
-		return err
-	}
-	defer srcFile.Close()
-	tensors := map[string]tensorfile.RawTensor{}
-	for _, n := range srcFile.Names() {
-		if strings.HasPrefix(n, "visual.") || strings.HasPrefix(n, "vision_model.") || strings.HasPrefix(n, "visual_projection.") {
-			rt, err := srcFile.Tensor(n)
-			if err != nil {
-				return err
-			}
-			tensors[n] = rt
-		}
-	}
-	if len(tensors) == 0 {
-		return fmt.Errorf("%s: no image-tower tensors (visual.* or vision_model.*)", src)
-	}
-	if err := tensorfile.WriteSafetensors(filepath.Join(dir, "clip.safetensors"), tensors, map[string]string{"source": filepath.Base(src)}); err != nil {
-		return err
-	}
-	cfg.CLIP.Weights = "clip.safetensors"
-	cfg.CLIP.EmbedDim = ccfg.EmbedDim
-	return checkpoint.WriteDirConfig(dir, cfg)
 }
 
 func runExport(args []string) error {
@@ -144,30 +53,11 @@ func runExport(args []string) error {
 	model := fs.String("model", "", "model directory")
 	format := fs.String("format", "official", "safetensors (our names), official (the original repository's names, with the tied lm_head) or gpt2-config (HuggingFace config.json of the model's GPT-2, for import --gpt2-config)")
 	out := fs.String("out", "", "output file; its extension picks the container: .safetensors or .pt")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *model == "" || *out == "" {
-		return fmt.Errorf("--model and --out are required")
+		return usagef("--model and --out are required")
 	}
-	m, _, err := checkpoint.Load(*model, gotch.CPU)
-	if err != nil {
-		return err
-	}
-	switch *format {
-	case "official":
-		return checkpoint.ExportOfficial(m, *out)
-	case "gpt2-config":
-		return os.WriteFile(*out, append(m.Cfg.GPT2.JSON(), '\n'), 0o644)
-	case "safetensors":
-		if filepath.Ext(*out) != ".safetensors" {
-			return fmt.Errorf("--format safetensors writes a .safetensors file, not %s", *out)
-		}
-		sd, err := checkpoint.StateDict(m)
-		if err != nil {
-			return err
-		}
-		return tensorfile.WriteSafetensors(*out, sd, map[string]string{"format": "clipcap-1"})
-	}
-	return fmt.Errorf("--format %q: want safetensors, official or gpt2-config", *format)
+	return checkpoint.Export(*model, *format, *out)
 }

@@ -3,13 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"time"
 
-	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/live"
-	"github.com/clipcap/clipcap/model/generate"
 )
 
 func init() {
@@ -26,40 +22,36 @@ func runLive(args []string) error {
 			"a window shows the video with caption, FPS and latency; --output burns them into\n"+
 			"a copy; --subtitles writes a cue per caption. --every on a file samples a frame\n"+
 			"per interval of its timestamps and captions each, faster than real time.")
-	model := fs.String("model", "", "model directory (required)")
+	var mf modelFlags
+	mf.register(fs)
 	source := fs.String("source", "", "camera index (0), device (/dev/video0), video file or stream URL (required)")
 	output := fs.String("output", "", "write a copy of the video with captions burned in")
 	subs := fs.String("subtitles", "", "write WebVTT (.vtt) or SRT (.srt) subtitles")
 	every := fs.Duration("every", 0, "caption one frame per interval of timestamps (files: every sample, deterministic)")
-	strategy := fs.String("strategy", "", "greedy, beam or sample (default: the model's)")
-	beam := fs.Int("beam", 0, "beam size (default: the model's)")
-	maxTokens := fs.Int("max-tokens", 0, "maximum caption tokens (default: the model's)")
+	var dec decodeFlags
+	dec.register(fs)
 	confirm := fs.Int("confirm", live.DefaultSmoothing.Confirm, "frames a new caption must win in a row before it is shown (1: no smoothing)")
 	margin := fs.Float64("margin", live.DefaultSmoothing.Margin, "per-token log-prob lead that shows a new caption at once (negative: off)")
 	noWindow := fs.Bool("no-window", false, "never open a window, even when a display exists")
-	device := fs.String("device", "auto", "cpu, cuda, cuda:N or auto")
-	clipArg := fs.String("clip", "", "CLIP weights or OpenAI name overriding the model dir's")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *model == "" || *source == "" {
-		return fmt.Errorf("live: --model and --source are required")
+	if *source == "" {
+		return usagef("--source is required")
 	}
-	// libtorch's grad mode is per OS thread: keep loading on one.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	dev, err := torchrt.ParseDevice(*device)
+	gen, err := dec.options()
 	if err != nil {
 		return err
 	}
-	c, err := caption.Load(*model, caption.Options{Device: dev, CLIP: *clipArg})
+	c, unlock, err := mf.loadCaptioner("")
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	ctx, stop := signalContext()
 	defer stop()
 	st, err := live.Run(ctx, c, live.Options{Source: *source, Output: *output, Subtitles: *subs, Every: *every,
-		Gen:    generate.Options{Strategy: generate.Strategy(*strategy), BeamSize: *beam, MaxTokens: *maxTokens},
+		Gen:    gen,
 		Window: !*noWindow, Smooth: live.Smoothing{Confirm: *confirm, Margin: *margin}, Log: os.Stdout})
 	fmt.Fprintf(os.Stderr, "live: %d frames, %d captioned, %d dropped, %d cues, latency p50 %v p95 %v\n",
 		st.Frames, st.Captioned, st.Dropped, st.Cues, st.P50.Round(time.Millisecond), st.P95.Round(time.Millisecond))

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -75,11 +76,16 @@ func run(args []string) int {
 		torchrt.Tune()
 	}
 	err := c.run(args[1:])
+	var ue usageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &ue):
+		// Said once, with where to look; 2 as for every usage error.
+		fmt.Fprintf(os.Stderr, "clipcap %s: %v\nRun 'clipcap %s --help' for its flags.\n", c.name, ue.error, c.name)
+		return 2
 	default:
 		msg := err.Error()
 		if !strings.HasPrefix(msg, c.name+":") {
@@ -88,6 +94,29 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "clipcap %s\n", msg)
 		return 1
 	}
+}
+
+// usageError is a mistake in the command line (unknown flag, bad value,
+// missing argument): reported once, exit status 2.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// parseFlags parses a command's flags. --help prints the command's help to
+// stdout; a bad flag is a usageError, printed once by run (the flag package's
+// own message and usage dump are suppressed).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	return nil
 }
 
 // newFlags returns a FlagSet for a subcommand whose -h/--help prints the
@@ -100,12 +129,6 @@ func newFlags(name, usageLine, summary string) *flag.FlagSet {
 	}
 	return fs
 }
-
-// stringList is a repeatable string flag (--image a --image b).
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // signalContext is the context of every long-running command: cancelled on
 // Ctrl-C and on SIGTERM, which is how Kubernetes, Slurm and systemd stop a

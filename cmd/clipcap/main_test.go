@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +67,36 @@ func TestImportHFGPT2AndExport(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
 	if !strings.Contains(string(data), "prefix_length: 3") {
 		t.Errorf("config.yaml lacks the prefix length:\n%s", data)
+	}
+}
+
+// Usage errors exit 2 and are said once (no flag-package dump, no second
+// copy from run), with where to find the flags.
+func TestUsageErrorsExit2Once(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	codes := []int{
+		run([]string{"caption", "--no-such-flag"}),
+		run([]string{"serve"}),
+		run([]string{"caption", "--model", "m", "--image", "x.png", "--strategy", "nucleus"}),
+	}
+	os.Stderr = stderr
+	w.Close()
+	out, _ := io.ReadAll(r)
+	for i, rc := range codes {
+		if rc != 2 {
+			t.Errorf("case %d exited %d, want 2", i, rc)
+		}
+	}
+	text := string(out)
+	if strings.Count(text, "no-such-flag") != 1 || strings.Count(text, "--model is required") != 1 || strings.Count(text, "nucleus") != 1 {
+		t.Errorf("each error should be said exactly once:\n%s", text)
+	}
+	if strings.Contains(text, "Usage:") || !strings.Contains(text, "Run 'clipcap serve --help'") {
+		t.Errorf("want no usage dump, and a pointer to --help:\n%s", text)
 	}
 }

@@ -18,11 +18,11 @@ func runPlot(args []string) error {
 	fs := newFlags("plot", "--run DIR [--out F.svg|F.png]", plotSummary)
 	run := fs.String("run", "", "run directory (holds metrics.jsonl)")
 	out := fs.String("out", "", "output file; the extension picks SVG or PNG (default RUN/loss.svg)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *run == "" {
-		return fmt.Errorf("--run is required")
+		return usagef("--run is required")
 	}
 	if *out == "" {
 		*out = filepath.Join(*run, "loss.svg")

@@ -29,12 +29,12 @@ func runScore(args []string) error {
 	perImage := fs.String("per-image", "", "also write per-image scores to this JSON file")
 	meteorJar := fs.String("meteor-jar", "", "pycocoevalcap's meteor-1.5.jar (with its data/ directory)")
 	spiceJar := fs.String("spice-jar", "", "pycocoevalcap's spice-1.0.jar (with its lib/ directory)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *results == "" || *annotations == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("score: --results and --annotations are required (and nothing else)")
+		return usagef("--results and --annotations are required (and nothing else)")
 	}
 	res, err := metrics.LoadResults(*results)
 	if err != nil {

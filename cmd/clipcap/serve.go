@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 
-	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/serve"
 )
 
@@ -21,32 +18,22 @@ func runServe(args []string) error {
 			"strategy, beam, temperature, max_tokens), a WebSocket camera stream at /v1/stream,\n"+
 			"the web page at /, /healthz and /metrics. Concurrent requests are batched into one\n"+
 			"forward pass. SIGTERM or Ctrl-C finishes the requests in flight, then exits.")
-	model := fs.String("model", "", "model directory (required)")
+	var mf modelFlags
+	mf.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	maxBatch := fs.Int("max-batch", 8, "images per forward pass")
 	maxWait := fs.Duration("max-wait", 0, "how long a batch waits to fill (default 10ms)")
 	queue := fs.Int("queue", 64, "images that may wait; more are answered 429")
 	maxBody := fs.Int64("max-body", 10<<20, "request body limit in bytes (413 beyond)")
 	timeout := fs.Duration("timeout", 0, "per-request limit, queueing included (default 30s; 504 beyond)")
-	device := fs.String("device", "auto", "cpu, cuda, cuda:N or auto")
-	clipArg := fs.String("clip", "", "CLIP weights or OpenAI name overriding the model dir's")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *model == "" {
-		return fmt.Errorf("serve: --model is required")
-	}
-	// libtorch's grad mode is per OS thread: keep loading on one.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	dev, err := torchrt.ParseDevice(*device)
+	c, unlock, err := mf.loadCaptioner("")
 	if err != nil {
 		return err
 	}
-	c, err := caption.Load(*model, caption.Options{Device: dev, CLIP: *clipArg})
-	if err != nil {
-		return err
-	}
+	defer unlock()
 	s, err := serve.New(c, serve.Config{MaxBatch: *maxBatch, MaxWait: *maxWait, Queue: *queue, MaxBody: *maxBody, Timeout: *timeout})
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ func runTokenize(args []string) error {
 	fs := newFlags("tokenize", "[--decode] [--dir DIR] [TEXT...]", tokenizeSummary)
 	decode := fs.Bool("decode", false, "read JSON arrays of token ids (arguments or stdin lines) and print their text")
 	dir := fs.String("dir", "", "directory with vocab.json and merges.txt (default "+tokenizer.DefaultDir()+")")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var tok *tokenizer.Tokenizer

@@ -66,7 +66,7 @@ func runTrain(args []string) error {
 		}
 		t, err = train.Resume(dir, sets, os.Stderr)
 	case *config == "":
-		return fmt.Errorf("--config is required (presets in configs/)")
+		return usagef("--config is required (presets in configs/)")
 	default:
 		cfg, cerr := train.LoadConfig(*config, sets)
 		if cerr != nil {

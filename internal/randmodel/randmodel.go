@@ -19,7 +19,6 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/tokenizer/pretokenizer"
 
-	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clip"
@@ -230,12 +229,4 @@ func f32Bytes(v []float32) []byte {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
 	return b
-}
-
-// Load is caption.Load on the CPU with the goroutine pinned to one OS
-// thread (see Write), for tests and benchmarks.
-func Load(dir string) (*caption.Captioner, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return caption.Load(dir, caption.Options{Device: gotch.CPU})
 }

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/data/tokenizer"
@@ -34,7 +36,7 @@ func TestWriteLoadsAndIsDeterministic(t *testing.T) {
 		if err := Write(dir, Tiny()); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Load(dir)
+		c, err := caption.Load(dir, caption.Options{Device: gotch.CPU})
 		if err != nil {
 			t.Fatal(err)
 		}
