@@ -61,7 +61,7 @@ func (d *decodeFlags) options() (generate.Options, error) {
 
 func runCaption(args []string) error {
 	fs := newFlags("caption", "--model DIR (--image F... | --embedding F.npy) [flags]", captionSummary)
-	model := fs.String("model", "", "model directory")
+	model := fs.String("model", "", "model directory, or a released model: clipcap-coco, clipcap-conceptual, clipcap-coco-transformer")
 	var images stringList
 	fs.Var(&images, "image", "image file (repeatable; also positional arguments)")
 	embedding := fs.String("embedding", "", ".npy file of CLIP embeddings [N, D], one caption per row")

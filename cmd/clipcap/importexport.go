@@ -1,17 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/sugarme/gotch"
 
+	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/tokenizer"
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
-	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
@@ -69,79 +69,28 @@ func runImport(args []string) error {
 			err = checkpoint.LoadHFGPT2(m, *ckpt)
 		}
 	case "openai-clip", "hf-clip":
-		return importCLIP(*ckpt, *out)
+		return checkpoint.ImportCLIP(*ckpt, *out)
 	default:
 		return fmt.Errorf("--from %q: want official, hf-gpt2, openai-clip or hf-clip", *from)
 	}
 	if err != nil {
 		return err
 	}
-	name := *clipName
-	if name == "" {
-		name = map[int64]string{512: "ViT-B/32", 640: "RN50x4", 768: "ViT-L/14", 1024: "RN50"}[m.Cfg.Mapper.ClipDim]
-	}
-	cfg := checkpoint.NewDirConfig(m, name)
 	tokDir := tokenizer.DefaultDir()
 	if _, err := tokenizer.Load(tokDir); err != nil {
 		return fmt.Errorf("the model directory needs GPT-2's tokenizer files: %w", err)
 	}
-	if err := checkpoint.Save(*out, m, cfg, tokDir); err != nil {
+	if err := checkpoint.SaveImported(*out, m, checkpoint.ImportOptions{CLIPName: *clipName, TokenizerDir: tokDir, CLIPFile: *clipFile}); err != nil {
 		return err
-	}
-	if *clipFile != "" {
-		if err := importCLIP(*clipFile, *out); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(os.Stderr, "imported %s %s model (prefix %d, GPT-2 %d layers x %d) into %s\n", *from, m.Cfg.Mapper.Kind,
 		m.Cfg.Mapper.PrefixLength, m.Cfg.GPT2.NLayer, m.Cfg.GPT2.NEmbd, *out)
 	return nil
 }
 
-// importCLIP converts a CLIP image tower into the model directory's
-// clip.safetensors (OpenAI names; HF files are kept in their own names,
-// which the loader maps) and records it in config.yaml.
-func importCLIP(src, dir string) error {
-	cfg, err := checkpoint.ReadDirConfig(dir)
-	if err != nil {
-		return err
-	}
-	_, ccfg, err := clip.Load(src, gotch.CPU)
-	if err != nil {
-		return err
-	}
-	if ccfg.EmbedDim != cfg.Model.Mapper.ClipDim {
-		return fmt.Errorf("%s gives %d-dim embeddings; the model in %s expects %d", src, ccfg.EmbedDim, dir, cfg.Model.Mapper.ClipDim)
-	}
-	srcFile, err := checkpoint.Open(src)
-	if err != nil {
-		return err
-	}
-	defer srcFile.Close()
-	tensors := map[string]tensorfile.RawTensor{}
-	for _, n := range srcFile.Names() {
-		if strings.HasPrefix(n, "visual.") || strings.HasPrefix(n, "vision_model.") || strings.HasPrefix(n, "visual_projection.") {
-			rt, err := srcFile.Tensor(n)
-			if err != nil {
-				return err
-			}
-			tensors[n] = rt
-		}
-	}
-	if len(tensors) == 0 {
-		return fmt.Errorf("%s: no image-tower tensors (visual.* or vision_model.*)", src)
-	}
-	if err := tensorfile.WriteSafetensors(filepath.Join(dir, "clip.safetensors"), tensors, map[string]string{"source": filepath.Base(src)}); err != nil {
-		return err
-	}
-	cfg.CLIP.Weights = "clip.safetensors"
-	cfg.CLIP.EmbedDim = ccfg.EmbedDim
-	return checkpoint.WriteDirConfig(dir, cfg)
-}
-
 func runExport(args []string) error {
 	fs := newFlags("export", "--model DIR --format safetensors|official|gpt2-config --out F", exportSummary)
-	model := fs.String("model", "", "model directory")
+	model := fs.String("model", "", "model directory or released model name (clipcap-coco, ...)")
 	format := fs.String("format", "official", "safetensors (our names), official (the original repository's names, with the tied lm_head) or gpt2-config (HuggingFace config.json of the model's GPT-2, for import --gpt2-config)")
 	out := fs.String("out", "", "output file; its extension picks the container: .safetensors or .pt")
 	if err := fs.Parse(args); err != nil {
@@ -150,7 +99,11 @@ func runExport(args []string) error {
 	if *model == "" || *out == "" {
 		return fmt.Errorf("--model and --out are required")
 	}
-	m, _, err := checkpoint.Load(*model, gotch.CPU)
+	dir, err := caption.ResolveModel(context.Background(), *model, caption.ResolveOptions{})
+	if err != nil {
+		return err
+	}
+	m, _, err := checkpoint.Load(dir, gotch.CPU)
 	if err != nil {
 		return err
 	}

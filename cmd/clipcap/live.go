@@ -26,7 +26,7 @@ func runLive(args []string) error {
 			"a window shows the video with caption, FPS and latency; --output burns them into\n"+
 			"a copy; --subtitles writes a cue per caption. --every on a file samples a frame\n"+
 			"per interval of its timestamps and captions each, faster than real time.")
-	model := fs.String("model", "", "model directory (required)")
+	model := fs.String("model", "", "model directory or released model name, e.g. clipcap-coco (required)")
 	source := fs.String("source", "", "camera index (0), device (/dev/video0), video file or stream URL (required)")
 	output := fs.String("output", "", "write a copy of the video with captions burned in")
 	subs := fs.String("subtitles", "", "write WebVTT (.vtt) or SRT (.srt) subtitles")

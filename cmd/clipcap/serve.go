@@ -21,7 +21,7 @@ func runServe(args []string) error {
 			"strategy, beam, temperature, max_tokens), a WebSocket camera stream at /v1/stream,\n"+
 			"the web page at /, /healthz and /metrics. Concurrent requests are batched into one\n"+
 			"forward pass. SIGTERM or Ctrl-C finishes the requests in flight, then exits.")
-	model := fs.String("model", "", "model directory (required)")
+	model := fs.String("model", "", "model directory or released model name, e.g. clipcap-coco (required)")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	maxBatch := fs.Int("max-batch", 8, "images per forward pass")
 	maxWait := fs.Duration("max-wait", 0, "how long a batch waits to fill (default 10ms)")
