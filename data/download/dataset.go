@@ -49,21 +49,21 @@ var datasetSizes = map[string]int64{"train2014.zip": cocoTrainZipSize, "val2014.
 
 var datasetsList = []Dataset{
 	{Name: "coco2014", About: "COCO 2014 train/val images + the original's Karpathy-split caption file",
-		Size: "20.2 GB download (train2014.zip 13.5 GB, val2014.zip 6.6 GB), as much again unpacked", Dir: "data/coco",
+		Size: "20.2 GB zips (13.5 + 6.6), ~20 GB unpacked", Dir: "data/coco",
 		Licence: "annotations CC BY 4.0; images under Flickr's terms of use",
 		Next: []string{
 			"clipcap extract --dataset clipcap --input {dir}/annotations/train_caption.json --clip ViT-B/32 --out data/coco_vitb32",
 			"clipcap extract --dataset clipcap --input {dir}/annotations/train_caption.json --clip RN50x4 --out data/coco_rn50x4   # for the transformer configs",
 		}},
 	{Name: "nocaps-val", About: "nocaps validation: 4,500 Open Images with 10 captions each",
-		Size: "annotations ~3 MB; images ~1 GB, fetched one by one", Dir: "data/nocaps",
+		Size: "~3 MB + ~1 GB of images", Dir: "data/nocaps",
 		Licence: "annotations CC BY 2.0; images CC BY 2.0 (Open Images, per image)",
 		Images:  "nocaps_val_4500_captions.json", ImagesDir: "val",
 		Next: []string{
 			"clipcap extract --dataset nocaps --input {dir}/nocaps_val_4500_captions.json --images {dir}/val --clip ViT-B/32 --out data/nocaps_val_vitb32",
 		}},
 	{Name: "conceptual", About: "Conceptual Captions 3M: caption/URL TSVs (images via extract --download)",
-		Size: "TSVs ~0.5 GB; images: 3.3M URLs fetched by extract --download", Dir: "data/conceptual",
+		Size: "TSVs ~0.5 GB (+ 3.3M image URLs)", Dir: "data/conceptual",
 		Licence: "free for any purpose with attribution (Google LLC); images belong to their owners",
 		Manual: "Google serves the TSVs only after accepting its terms at https://ai.google.com/research/ConceptualCaptions/download:\n" +
 			"download Train_GCC-training.tsv and Validation_GCC-1.1.0-Validation.tsv there, put them in {dir}/,\n" +
