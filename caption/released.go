@@ -384,6 +384,6 @@ func ensureCLIP(ctx context.Context, model, name string, opt ResolveOptions) err
 		return fmt.Errorf("%s needs CLIP %s, which is not downloaded yet and %s; with network access, run: %s",
 			model, name, why, download.DownloadCommand(model))
 	}
-	_, err = ResolveCLIP(ctx, name, opt.CacheDir)
+	_, err = ResolveCLIP(ctx, name, opt.CacheDir, true)
 	return err
 }
