@@ -43,6 +43,9 @@ type Options struct {
 	// CLIP is a CLIP weights path or OpenAI model name overriding the model
 	// directory's; "-" loads no encoder.
 	CLIP string
+	// Resolve tunes the fetching of released models named instead of a
+	// directory.
+	Resolve ResolveOptions
 }
 
 // Caption is one generated caption.
@@ -61,7 +64,14 @@ func New(m *clipcap.Model, tok *tokenizer.Tokenizer, dev gotch.Device) *Captione
 // Load reads a model directory: weights, config, tokenizer files (from the
 // directory, else the default tokenizer cache) and, when it can be found,
 // the CLIP encoder the model was trained with.
+//
+// dir may also name a released model ("clipcap-coco"), which ResolveModel
+// fetches and imports on first use.
 func Load(dir string, opt Options) (*Captioner, error) {
+	dir, err := ResolveModel(context.Background(), dir, opt.Resolve)
+	if err != nil {
+		return nil, err
+	}
 	m, cfg, err := checkpoint.Load(dir, opt.Device)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ func runEval(args []string) error {
 	fs := newFlags("eval", "--model DIR (--features STORE | --images DIR --annotations A.json) [--annotations A.json] --split S --out DIR [flags]",
 		evalSummary+".\nWrites results.json (COCO results), metrics.json (pycocoevalcap's keys), per_image.json,\nreferences.json and report.md (scores beside the paper's) into --out; nocaps also domains.json.\nMETEOR and SPICE need their jars (and java); metrics not computed are absent.")
 	o := eval.Options{}
-	fs.StringVar(&o.Model, "model", "", "model directory")
+	fs.StringVar(&o.Model, "model", "", "model directory or released model name (clipcap-coco, ...)")
 	fs.StringVar(&o.Features, "features", "", "feature store holding the split's CLIP embeddings")
 	fs.StringVar(&o.Images, "images", "", "image directory (files named by the annotations' images[].file_name)")
 	fs.StringVar(&o.Annotations, "annotations", "", "COCO captions file with the references (default with --features: the store's captions)")

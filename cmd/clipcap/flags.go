@@ -25,7 +25,7 @@ type modelFlags struct {
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	m.model = fs.String("model", "", "model directory (required)")
+	m.model = fs.String("model", "", "model directory, or a released model (clipcap-coco, clipcap-conceptual, clipcap-coco-transformer; downloaded on first use) (required)")
 	m.clip = fs.String("clip", "", "CLIP weights file or OpenAI model name overriding the model directory's (downloaded on first use)")
 	m.device = deviceFlag(fs)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/tokenizer"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/mapper"
@@ -50,7 +51,7 @@ func runImport(args []string) error {
 
 func runExport(args []string) error {
 	fs := newFlags("export", "--model DIR --format safetensors|official|gpt2-config --out F", exportSummary)
-	model := fs.String("model", "", "model directory")
+	model := fs.String("model", "", "model directory or released model name (clipcap-coco, ...)")
 	format := fs.String("format", "official", "safetensors (our names), official (the original repository's names, with the tied lm_head) or gpt2-config (HuggingFace config.json of the model's GPT-2, for import --gpt2-config)")
 	out := fs.String("out", "", "output file; its extension picks the container: .safetensors or .pt")
 	if err := parseFlags(fs, args); err != nil {
@@ -59,5 +60,11 @@ func runExport(args []string) error {
 	if *model == "" || *out == "" {
 		return usagef("--model and --out are required")
 	}
-	return checkpoint.Export(*model, *format, *out)
+	ctx, stop := signalContext()
+	defer stop()
+	dir, err := caption.ResolveModel(ctx, *model, caption.ResolveOptions{})
+	if err != nil {
+		return err
+	}
+	return checkpoint.Export(dir, *format, *out)
 }

@@ -238,6 +238,9 @@ func tryOnce(ctx context.Context, f File, pf *os.File, opt *Options) (http.Heade
 	req.Header.Set("Accept-Encoding", "identity")
 	hdr := http.Header{}
 	client := *opt.Client
+	if f.Drive && client.Jar == nil {
+		client.Jar = newJar() // Drive's older confirmation flow sets a cookie
+	}
 	prev := client.CheckRedirect
 	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
 		if r.Response != nil {
@@ -256,6 +259,9 @@ func tryOnce(ctx context.Context, f File, pf *os.File, opt *Options) (http.Heade
 		return nil
 	}
 	resp, err := client.Do(req)
+	if err == nil && f.Drive {
+		resp, err = followDrive(ctx, &client, req, resp)
+	}
 	if err != nil {
 		return nil, 0, err
 	}

@@ -20,6 +20,9 @@ type File struct {
 	// (LFS files: the sha256) or ETag (small files: the git blob sha1)
 	// headers let us verify files whose hash we do not record.
 	HubETag bool
+	// Drive says the URL is a Google Drive download, whose confirmation
+	// pages for large files are followed (see followDrive).
+	Drive bool
 }
 
 // Model is a named set of files stored together under <cache>/models/<Dir>.
@@ -85,7 +88,7 @@ func Lookup(name string) (Model, error) {
 		if g != name {
 			continue
 		}
-		base := endpoint("CLIPCAP_HF_ENDPOINT", defaultHFEndpoint)
+		base := HFEndpoint()
 		m := Model{Name: name, Dir: DirName(name)}
 		for _, f := range gpt2Files {
 			m.Files = append(m.Files, File{

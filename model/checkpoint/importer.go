@@ -11,6 +11,7 @@ import (
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/clipcap"
+	"github.com/clipcap/clipcap/model/generate"
 	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/mapper"
 )
@@ -27,6 +28,9 @@ type ImportOptions struct {
 	CLIPName        string
 	NormalizePrefix bool   // official: trained on L2-normalized embeddings
 	TokenizerDir    string // vocab.json + merges.txt copied into the directory
+	// Generation is the decoding the model's authors used; nil means
+	// DefaultGeneration.
+	Generation *generate.Options
 	// hf-gpt2: the mapper to create around the GPT-2.
 	Mapper mapper.Config
 }
@@ -62,37 +66,56 @@ func Import(o ImportOptions) (clipcap.Config, error) {
 		if err != nil {
 			return clipcap.Config{}, err
 		}
-		return cfg.Model, AddCLIP(o.Checkpoint, o.Out)
+		return cfg.Model, ImportCLIP(o.Checkpoint, o.Out)
 	default:
 		return clipcap.Config{}, fmt.Errorf("--from %q: want official, hf-gpt2, openai-clip or hf-clip", o.From)
 	}
 	if err != nil {
 		return clipcap.Config{}, err
 	}
-	name := o.CLIPName
-	if name == "" {
-		name = map[int64]string{512: "ViT-B/32", 640: "RN50x4", 768: "ViT-L/14", 1024: "RN50"}[m.Cfg.Mapper.ClipDim]
-	}
-	for _, f := range []string{"vocab.json", "merges.txt"} {
+	for _, f := range []string{VocabFile, MergesFile} {
 		if _, err := os.Stat(filepath.Join(o.TokenizerDir, f)); err != nil {
 			return clipcap.Config{}, fmt.Errorf("the model directory needs GPT-2's tokenizer files (scripts/setup.sh installs them): %w", err)
 		}
 	}
-	if err := Save(o.Out, m, NewDirConfig(m, name), o.TokenizerDir); err != nil {
+	if err := SaveImported(o.Out, m, o); err != nil {
 		return clipcap.Config{}, err
-	}
-	if o.CLIPFile != "" {
-		if err := AddCLIP(o.CLIPFile, o.Out); err != nil {
-			return clipcap.Config{}, err
-		}
 	}
 	return m.Cfg, nil
 }
 
-// AddCLIP converts a CLIP image tower into the model directory's
-// clip.safetensors (OpenAI names; HF files keep their own names, which the
-// loader maps) and records it in config.yaml.
-func AddCLIP(src, dir string) error {
+// CLIPNameForDim names the OpenAI CLIP model whose embeddings have width d
+// as the published ClipCap models used them: ViT-B/32 (512), RN50x4 (640),
+// ViT-L/14 (768), RN50 (1024); "" for other widths.
+func CLIPNameForDim(d int64) string {
+	return map[int64]string{512: "ViT-B/32", 640: "RN50x4", 768: "ViT-L/14", 1024: "RN50"}[d]
+}
+
+// SaveImported writes an imported model as a complete model directory:
+// weights, config.yaml with its CLIP model and decoding defaults, and the
+// tokenizer files.
+func SaveImported(dir string, m *clipcap.Model, opt ImportOptions) error {
+	name := opt.CLIPName
+	if name == "" {
+		name = CLIPNameForDim(m.Cfg.Mapper.ClipDim)
+	}
+	cfg := NewDirConfig(m, name)
+	if opt.Generation != nil {
+		cfg.Generation = *opt.Generation
+	}
+	if err := Save(dir, m, cfg, opt.TokenizerDir); err != nil {
+		return err
+	}
+	if opt.CLIPFile != "" {
+		return ImportCLIP(opt.CLIPFile, dir)
+	}
+	return nil
+}
+
+// ImportCLIP converts a CLIP image tower into the model directory's
+// clip.safetensors (OpenAI names; HF files are kept in their own names,
+// which the loader maps) and records it in config.yaml.
+func ImportCLIP(src, dir string) error {
 	cfg, err := ReadDirConfig(dir)
 	if err != nil {
 		return err
