@@ -1,12 +1,7 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"math"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/clipcap/clipcap/eval/metrics"
 )
@@ -33,7 +28,6 @@ func runScore(args []string) error {
 		return err
 	}
 	if *results == "" || *annotations == "" || fs.NArg() > 0 {
-		fs.Usage()
 		return usagef("--results and --annotations are required (and nothing else)")
 	}
 	res, err := metrics.LoadResults(*results)
@@ -49,37 +43,12 @@ func runScore(args []string) error {
 		return err
 	}
 	if *perImage != "" {
-		b, err := json.Marshal(rep.Images)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*perImage, b, 0o644); err != nil {
+		if err := rep.WritePerImage(*perImage); err != nil {
 			return err
 		}
 	}
 	if *asJSON {
-		var parts []string
-		for _, k := range metrics.MetricOrder {
-			if v, ok := rep.Corpus[k]; ok {
-				parts = append(parts, fmt.Sprintf("%q: %s", k, jsonNumber(v)))
-			}
-		}
-		fmt.Printf("{%s}\n", strings.Join(parts, ", "))
-		return nil
+		return rep.WriteCorpusJSON(os.Stdout)
 	}
-	fmt.Printf("%d images\n", len(rep.Images))
-	for _, k := range metrics.MetricOrder {
-		if v, ok := rep.Corpus[k]; ok {
-			fmt.Printf("%-8s %.4f\n", k, v)
-		}
-	}
-	return nil
-}
-
-// jsonNumber writes NaN (SPICE on empty graphs) as null: JSON has no NaN.
-func jsonNumber(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "null"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return rep.WriteText(os.Stdout)
 }

@@ -7,7 +7,9 @@ package metrics
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -339,4 +341,47 @@ func parallel(n int, f func(lo, hi int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// WritePerImage writes the per-image scores as JSON.
+func (r *Report) WritePerImage(path string) error {
+	b, err := json.Marshal(r.Images)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// WriteCorpusJSON writes the corpus scores as one JSON object with
+// pycocoevalcap's keys in its order; metrics not computed are absent.
+func (r *Report) WriteCorpusJSON(w io.Writer) error {
+	var parts []string
+	for _, k := range MetricOrder {
+		if v, ok := r.Corpus[k]; ok {
+			parts = append(parts, fmt.Sprintf("%q: %s", k, jsonNumber(v)))
+		}
+	}
+	_, err := fmt.Fprintf(w, "{%s}\n", strings.Join(parts, ", "))
+	return err
+}
+
+// WriteText writes the image count and one "metric value" line per score.
+func (r *Report) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "%d images\n", len(r.Images))
+	for _, k := range MetricOrder {
+		if v, ok := r.Corpus[k]; ok {
+			if _, err := fmt.Fprintf(w, "%-8s %.4f\n", k, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// jsonNumber writes NaN (SPICE on empty graphs) as null: JSON has no NaN.
+func jsonNumber(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "null"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
