@@ -47,6 +47,7 @@ func runEval(args []string) error {
 	if o.Decode, err = dec.options(); err != nil {
 		return err
 	}
+	o.RawText = dec.rawText
 	if o.Device, err = torchrt.ParseDevice(*device); err != nil {
 		return err
 	}

@@ -39,6 +39,11 @@ type CLIPInfo struct {
 	EmbedDim int64  `yaml:"embed_dim"`         // must equal the mapper's clip_dim
 	Weights  string `yaml:"weights,omitempty"` // file inside the directory, optional
 	Random   bool   `yaml:"random,omitempty"`  // seeded random weights (demo), said plainly
+	// Heads and Activation of the carried tower's ViT blocks, recorded at
+	// import from the config file that came with it: tensor shapes cannot
+	// tell them, and the directory holds no config.json.
+	Heads      int64  `yaml:"heads,omitempty"`
+	Activation string `yaml:"activation,omitempty"`
 }
 
 // DefaultGeneration is predict.py's decoding: beam 5, stop at ".", 67 tokens.
