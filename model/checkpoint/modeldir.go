@@ -46,7 +46,10 @@ type CLIPInfo struct {
 	Activation string `yaml:"activation,omitempty"`
 }
 
-// DefaultGeneration is predict.py's decoding: beam 5, stop at ".", 67 tokens.
+// DefaultGeneration is what trained model directories decode with: beam 5
+// (the original's transformer notebook, use_beam_search=True), stop at
+// ".", 67 tokens. predict.py's own default is greedy (OfficialGeneration),
+// which imported official checkpoints get.
 func DefaultGeneration() generate.Options {
 	return generate.Options{Strategy: generate.Beam, BeamSize: 5, MaxTokens: 67, StopTokens: []int{generate.DefaultStop}}
 }
