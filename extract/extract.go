@@ -122,6 +122,9 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	if opt.Out == "" {
 		return Summary{}, fmt.Errorf("no --out store")
 	}
+	if opt.Half && !opt.Device.IsCuda() {
+		return Summary{}, fmt.Errorf("--half runs CLIP in fp16, which needs a CUDA device (libtorch has no fp16 kernels for it on the CPU); use --device cuda, or --float16 to only store fp16")
+	}
 	items, idx, err := Items(opt)
 	if err != nil {
 		return Summary{}, err

@@ -49,7 +49,7 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 		dataset:     fs.String("dataset", "", "dataset format: "+strings.Join(datasets.Formats, ", ")),
 		input:       fs.String("input", "", "annotation file, TSV, JSONL or image folder"),
 		images:      fs.String("images", "", "images root (default: the input's directory; for train_caption.json, its grandparent)"),
-		clip:        fs.String("clip", "", "OpenAI CLIP model name or weights file"),
+		clip:        fs.String("clip", "", "OpenAI CLIP model name, weights file or Hugging Face / OpenCLIP directory"),
 		out:         fs.String("out", "", "feature store directory"),
 		split:       fs.String("split", "", "split to keep (or to label items whose file has none)"),
 		restval:     fs.Bool("restval-as-train", true, "count Karpathy's restval images as train"),
