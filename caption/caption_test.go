@@ -192,3 +192,40 @@ func TestCaptionTextCleanUp(t *testing.T) {
 		t.Fatalf("clean %+v, raw %+v", clean[0], rawCaps[0])
 	}
 }
+
+// With no decoding flags, captions follow the model directory's generation
+// section (what import --from official sets to predict.py's greedy);
+// flags override it field by field.
+func TestDecodingDefaultsFromModelDir(t *testing.T) {
+	dir, _ := tinyModelDir(t)
+	cfg, err := checkpoint.ReadDirConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Generation = generate.Options{Strategy: generate.Greedy, MaxTokens: 3, StopTokens: []int{}}
+	if err := checkpoint.WriteDirConfig(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir, Options{Device: gotch.CPU, CLIP: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.DecodeOptions(generate.Options{})
+	if d.Strategy != generate.Greedy || d.MaxTokens != 3 || len(d.StopTokens) != 0 {
+		t.Fatalf("defaults %+v, want the directory's greedy, 3 tokens, no stop", d)
+	}
+	if o := c.DecodeOptions(generate.Options{Strategy: generate.Beam, MaxTokens: 5}); o.Strategy != generate.Beam || o.BeamSize != 5 || o.MaxTokens != 5 {
+		t.Fatalf("flags over defaults: %+v", o)
+	}
+	emb := [][]float32{make([]float32, 128)}
+	for i := range emb[0] {
+		emb[0][i] = float32(i%9) / 9
+	}
+	caps, err := c.FromEmbeddings(emb, generate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps[0].Tokens) != 3 {
+		t.Fatalf("%d tokens, want the directory's max_tokens 3 with no stop token", len(caps[0].Tokens))
+	}
+}
