@@ -76,3 +76,38 @@ func TestImportOfficialNormalizeWarningAndGeneration(t *testing.T) {
 		t.Error("--normalize-prefix with --no-normalize-prefix succeeded")
 	}
 }
+
+// import --from hf-clip takes a Hugging Face directory and records the
+// tower's head count and activation, which its config.json gave, in the
+// model directory; embed reads the same directory directly.
+func TestImportHFCLIPDirectory(t *testing.T) {
+	if _, err := tokenizer.LoadDefault(); err != nil {
+		t.Skipf("GPT-2 tokenizer files not installed (scripts/setup.sh fetches them): %v", err)
+	}
+	fixtures := filepath.Join("..", "..", "model", "clipcap", "testdata")
+	hf := filepath.Join("..", "..", "model", "clip", "testdata", "arch", "hf_gelu")
+	dir := filepath.Join(t.TempDir(), "m")
+	if rc, stderr := runStderr(t, "import", "--from", "hf-gpt2", "--checkpoint", filepath.Join(fixtures, "hf_gpt2.safetensors"),
+		"--gpt2-config", filepath.Join(fixtures, "gpt2_config.json"), "--clip-dim", "16", "--prefix-length", "3", "--out", dir); rc != 0 {
+		t.Fatalf("import --from hf-gpt2: %s", stderr)
+	}
+	rc, stderr := runStderr(t, "import", "--from", "hf-clip", "--checkpoint", hf, "--out", dir)
+	if rc != 0 {
+		t.Fatalf("import --from hf-clip DIR: %s", stderr)
+	}
+	if !strings.Contains(stderr, "hf_gelu/config.json") {
+		t.Errorf("import did not say where the architecture came from:\n%s", stderr)
+	}
+	cfg, err := checkpoint.ReadDirConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CLIP.Heads != 4 || cfg.CLIP.Activation != "gelu" || cfg.CLIP.Weights == "" {
+		t.Fatalf("clip section %+v, want 4 heads, gelu, weights", cfg.CLIP)
+	}
+	out := filepath.Join(t.TempDir(), "e.npy")
+	img := filepath.Join("..", "..", "model", "clip", "testdata", "images", "grad_61x45.png")
+	if rc, stderr := runStderr(t, "embed", "--clip", hf, "--device", "cpu", "--image", img, "--out", out); rc != 0 {
+		t.Fatalf("embed --clip DIR: %s", stderr)
+	}
+}
