@@ -16,8 +16,7 @@ import (
 	"github.com/clipcap/clipcap/model/mapper"
 )
 
-// A Hugging Face or OpenCLIP directory names its weights file, whichever
-// resolver the command uses; a directory missing its config or holding
+// A Hugging Face or OpenCLIP directory names its weights file; a directory missing its config or holding
 // something else is an error that says what is wanted.
 func TestResolveCLIPDirectories(t *testing.T) {
 	ctx := context.Background()
@@ -25,19 +24,16 @@ func TestResolveCLIPDirectories(t *testing.T) {
 	for dir, want := range map[string]string{"hf_heads4": "model.safetensors", "openclip_gelu": "open_clip_model.safetensors"} {
 		d := filepath.Join(arch, dir)
 		w := filepath.Join(d, want)
-		if got, err := ResolveCLIP(ctx, d, t.TempDir()); err != nil || got != w {
+		if got, err := ResolveCLIP(ctx, d, t.TempDir(), false); err != nil || got != w {
 			t.Errorf("ResolveCLIP(%s) = %q, %v; want %q", d, got, err, w)
-		}
-		if got, err := ResolveCLIPName(d); err != nil || got != w {
-			t.Errorf("ResolveCLIPName(%s) = %q, %v; want %q", d, got, err, w)
 		}
 	}
 	noConfig := t.TempDir()
 	os.WriteFile(filepath.Join(noConfig, "model.safetensors"), []byte("x"), 0o644)
-	if _, err := ResolveCLIP(ctx, noConfig, ""); err == nil || !strings.Contains(err.Error(), "model.safetensors without config.json") {
+	if _, err := ResolveCLIP(ctx, noConfig, "", false); err == nil || !strings.Contains(err.Error(), "model.safetensors without config.json") {
 		t.Errorf("weights without config.json: %v", err)
 	}
-	if _, err := ResolveCLIPName(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a CLIP one") {
+	if _, err := ResolveCLIP(ctx, t.TempDir(), "", false); err == nil || !strings.Contains(err.Error(), "not a CLIP one") {
 		t.Errorf("empty directory: %v", err)
 	}
 }
