@@ -34,7 +34,12 @@ type Captioner struct {
 	CLIP   *clip.Model // nil when no encoder was found: embeddings only
 	Pre    *imageproc.Preprocessor
 	Device gotch.Device
-	mu     sync.Mutex
+	// RawText keeps decoded captions exactly as the tokens spell them; by
+	// default they get Hugging Face decode's clean-up (" ." -> ".", " 's"
+	// -> "'s", ...), as the original's captions do. Tokens are the same
+	// either way.
+	RawText bool
+	mu      sync.Mutex
 }
 
 // Options for Load.
@@ -46,6 +51,8 @@ type Options struct {
 	// Resolve tunes the fetching of released models named instead of a
 	// directory.
 	Resolve ResolveOptions
+	// RawText sets Captioner.RawText.
+	RawText bool
 }
 
 // Caption is one generated caption.
@@ -82,13 +89,17 @@ func Load(dir string, opt Options) (*Captioner, error) {
 			return nil, fmt.Errorf("model %s has no tokenizer files and the default ones are missing: %w", dir, err)
 		}
 	}
-	c := &Captioner{Model: m, Config: cfg, Tok: tok, Device: opt.Device}
+	c := &Captioner{Model: m, Config: cfg, Tok: tok, Device: opt.Device, RawText: opt.RawText}
 	clipPath, err := resolveCLIP(dir, cfg.CLIP, opt.CLIP)
 	if err != nil {
 		return nil, err
 	}
 	if clipPath != "" {
-		enc, ccfg, err := clip.Load(clipPath, opt.Device)
+		var copt clip.Options
+		if opt.CLIP == "" && cfg.CLIP.Weights != "" {
+			copt = clip.Options{Heads: cfg.CLIP.Heads, Act: clip.Activation(cfg.CLIP.Activation)}
+		}
+		enc, ccfg, err := clip.LoadWith(clipPath, opt.Device, copt)
 		if err != nil {
 			return nil, err
 		}
@@ -198,13 +209,23 @@ func (c *Captioner) fromTensor(x *ts.Tensor, opt generate.Options) ([]Caption, e
 	}
 	out := make([]Caption, len(res))
 	for i, r := range res {
-		text, err := c.Tok.Decode(r.Tokens)
+		text, err := c.Text(r.Tokens)
 		if err != nil {
 			return nil, err
 		}
 		out[i] = Caption{Text: text, Tokens: r.Tokens, Score: r.Score}
 	}
 	return out, nil
+}
+
+// Text decodes generated tokens into a caption, with Hugging Face decode's
+// clean-up unless RawText is set.
+func (c *Captioner) Text(tokens []int) (string, error) {
+	text, err := c.Tok.Decode(tokens)
+	if err != nil || c.RawText {
+		return text, err
+	}
+	return tokenizer.CleanUpSpaces(text), nil
 }
 
 // Encode runs the CLIP encoder on preprocessed images (CHW float32 at the

@@ -10,6 +10,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/data/imageproc"
+	"github.com/clipcap/clipcap/data/tokenizer"
 	"github.com/clipcap/clipcap/demo"
 	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/checkpoint"
@@ -77,7 +78,7 @@ func TestCaptionerMatchesGenerate(t *testing.T) {
 			t.Fatalf("caption %d tokens %v, want %v", i, caps[i].Tokens, want[i].Tokens)
 		}
 		text, _ := c.Tok.Decode(want[i].Tokens)
-		if caps[i].Text != text {
+		if text = tokenizer.CleanUpSpaces(text); caps[i].Text != text {
 			t.Fatalf("caption %d text %q, want %q", i, caps[i].Text, text)
 		}
 	}
@@ -149,4 +150,82 @@ func equal(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// Captions get Hugging Face decode's clean-up unless RawText is set; the
+// tokens are the same either way.
+func TestCaptionTextCleanUp(t *testing.T) {
+	dir, _ := tinyModelDir(t)
+	c, err := Load(dir, Options{Device: gotch.CPU, CLIP: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := " a man 's dog , on a skateboard ."
+	ids, err := c.Tok.Encode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Text(ids); err != nil || got != " a man's dog, on a skateboard." {
+		t.Fatalf("clean text %q, %v", got, err)
+	}
+	emb := [][]float32{make([]float32, 128)}
+	for i := range emb[0] {
+		emb[0][i] = float32(i%11) / 11
+	}
+	opt := generate.Options{Strategy: generate.Greedy, MaxTokens: 12}
+	clean, err := c.FromEmbeddings(emb, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := Load(dir, Options{Device: gotch.CPU, CLIP: "-", RawText: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := rc.Text(ids); got != raw {
+		t.Fatalf("RawText: %q, want %q", got, raw)
+	}
+	rawCaps, err := rc.FromEmbeddings(emb, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(clean[0].Tokens, rawCaps[0].Tokens) || clean[0].Text != tokenizer.CleanUpSpaces(rawCaps[0].Text) {
+		t.Fatalf("clean %+v, raw %+v", clean[0], rawCaps[0])
+	}
+}
+
+// With no decoding flags, captions follow the model directory's generation
+// section (what import --from official sets to predict.py's greedy);
+// flags override it field by field.
+func TestDecodingDefaultsFromModelDir(t *testing.T) {
+	dir, _ := tinyModelDir(t)
+	cfg, err := checkpoint.ReadDirConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Generation = generate.Options{Strategy: generate.Greedy, MaxTokens: 3, StopTokens: []int{}}
+	if err := checkpoint.WriteDirConfig(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir, Options{Device: gotch.CPU, CLIP: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.DecodeOptions(generate.Options{})
+	if d.Strategy != generate.Greedy || d.MaxTokens != 3 || len(d.StopTokens) != 0 {
+		t.Fatalf("defaults %+v, want the directory's greedy, 3 tokens, no stop", d)
+	}
+	if o := c.DecodeOptions(generate.Options{Strategy: generate.Beam, MaxTokens: 5}); o.Strategy != generate.Beam || o.BeamSize != 5 || o.MaxTokens != 5 {
+		t.Fatalf("flags over defaults: %+v", o)
+	}
+	emb := [][]float32{make([]float32, 128)}
+	for i := range emb[0] {
+		emb[0][i] = float32(i%9) / 9
+	}
+	caps, err := c.FromEmbeddings(emb, generate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps[0].Tokens) != 3 {
+		t.Fatalf("%d tokens, want the directory's max_tokens 3 with no stop token", len(caps[0].Tokens))
+	}
 }

@@ -16,14 +16,18 @@ import (
 )
 
 // ResolveCLIP turns a CLIP argument into a weights file, the one resolver
-// every command uses: an existing file is used as is; an OpenAI release name
-// ("ViT-B/32", "RN50x4", ...) is looked up in the download cache (cacheDir,
-// or download.CacheDir() when empty) and, when fetch is set, downloaded and
-// sha256-verified on first use as clip.load does. Without fetch a missing
-// download is an error naming the command that fetches it.
+// every command uses: an existing file is used as is; a Hugging Face or
+// OpenCLIP directory gives its weights file (CLIPDirWeights); an OpenAI
+// release name ("ViT-B/32", "RN50x4", ...) is looked up in the download cache
+// (cacheDir, or download.CacheDir() when empty) and, when fetch is set,
+// downloaded and sha256-verified on first use as clip.load does. Without
+// fetch a missing download is an error naming the command that fetches it.
 func ResolveCLIP(ctx context.Context, nameOrPath, cacheDir string, fetch bool) (string, error) {
 	if st, err := os.Stat(nameOrPath); err == nil && !st.IsDir() {
 		return nameOrPath, nil
+	}
+	if w, isDir, err := clipDir(nameOrPath); isDir {
+		return w, err
 	}
 	if _, err := clip.KnownConfig(nameOrPath); err != nil {
 		return "", fmt.Errorf("clip: %q is neither a weights file nor an OpenAI CLIP model name (%s)", nameOrPath, strings.Join(clip.KnownNames(), ", "))

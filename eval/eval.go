@@ -40,6 +40,8 @@ type Options struct {
 	CLIP     string       // CLIP weights or name for --images (default: the model's)
 	Device   gotch.Device // zero value: CPU
 	Progress io.Writer    // progress bar destination (nil: none)
+	// RawText writes captions without decode's clean-up (caption.Options.RawText).
+	RawText bool
 }
 
 // Domains are nocaps' image domains, in report order.
@@ -79,7 +81,7 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	if in.store != nil {
 		defer in.store.Close()
 	}
-	copt := caption.Options{Device: opt.Device, CLIP: opt.CLIP}
+	copt := caption.Options{Device: opt.Device, CLIP: opt.CLIP, RawText: opt.RawText}
 	if opt.Features != "" {
 		copt.CLIP = "-" // embeddings given: no encoder needed
 	}

@@ -51,8 +51,15 @@ type Options struct {
 	Batch          int  // images per encoder batch (32)
 	Workers        int  // decode/preprocess workers (GOMAXPROCS)
 	Float16        bool // store embeddings as F16
-	Limit          int  // only the first Limit items of the dataset (before sharding)
-	Device         gotch.Device
+	// Half runs CLIP in fp16 as clip.load does on CUDA (convert_weights) and
+	// stores the fp16 embeddings it gives, as the original's parse_coco.py
+	// and parse_conceptual.py do. CUDA only.
+	Half bool
+	// NoAddPeriod keeps Conceptual Captions captions without the trailing
+	// period the original adds (datasets.Options.NoAddPeriod).
+	NoAddPeriod bool
+	Limit       int // only the first Limit items of the dataset (before sharding)
+	Device      gotch.Device
 	// Download fetches URL images (Conceptual Captions) before extracting;
 	// nil extracts what is on disk. Its Dir defaults to the images root.
 	Download *datasets.DownloadOptions
@@ -79,7 +86,7 @@ var batchDelay time.Duration
 // Items reads the dataset and returns the items this shard processes, each
 // with its index in the full (limited) list.
 func Items(opt Options) ([]datasets.Item, []int, error) {
-	items, err := datasets.Read(opt.Dataset, opt.Input, datasets.Options{Images: opt.Images, Split: opt.Split, RestvalAsTrain: opt.RestvalAsTrain})
+	items, err := datasets.Read(opt.Dataset, opt.Input, datasets.Options{Images: opt.Images, Split: opt.Split, RestvalAsTrain: opt.RestvalAsTrain, NoAddPeriod: opt.NoAddPeriod})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,6 +122,9 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	if opt.Out == "" {
 		return Summary{}, fmt.Errorf("no --out store")
 	}
+	if opt.Half && !opt.Device.IsCuda() {
+		return Summary{}, fmt.Errorf("--half runs CLIP in fp16, which needs a CUDA device (libtorch has no fp16 kernels for it on the CPU); use --device cuda, or --float16 to only store fp16")
+	}
 	items, idx, err := Items(opt)
 	if err != nil {
 		return Summary{}, err
@@ -131,15 +141,23 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 		fmt.Fprintf(opt.Stderr, "download: %s\n", st)
 	}
 	loadStart := time.Now()
-	model, name, err := loadCLIP(ctx, opt.CLIP, opt.Cache, opt.Device)
+	model, name, err := loadCLIP(ctx, opt.CLIP, opt.Cache, opt.Device, opt.Half, opt.Stderr)
 	loadTime := time.Since(loadStart)
 	if err != nil {
 		return Summary{}, err
 	}
 	cfg := model.Config
-	w, err := featstore.Create(opt.Out, featstore.Meta{CLIPModel: name, Preprocess: Preprocess(cfg.InputResolution),
-		Dataset: opt.Dataset, EmbedDim: int(cfg.EmbedDim), Float16: opt.Float16, ShardInputs: opt.ShardSize,
-		ShardIndex: opt.ShardIndex, ShardCount: opt.ShardCount})
+	meta := featstore.Meta{CLIPModel: name, Preprocess: Preprocess(cfg.InputResolution),
+		Dataset: opt.Dataset, EmbedDim: int(cfg.EmbedDim), Float16: opt.Float16 || opt.Half, ShardInputs: opt.ShardSize,
+		ShardIndex: opt.ShardIndex, ShardCount: opt.ShardCount}
+	if opt.Half {
+		meta.CLIPPrecision = "fp16"
+	}
+	if opt.Dataset == "conceptual" {
+		add := !opt.NoAddPeriod
+		meta.AddPeriod = &add
+	}
+	w, err := featstore.Create(opt.Out, meta)
 	if err != nil {
 		return Summary{}, err
 	}

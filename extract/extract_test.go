@@ -53,7 +53,7 @@ func TestExtractFormats(t *testing.T) {
 			"annotations": [{"image_id": 1, "caption": "one"}]}`), "", "",
 			[]wantImage{{"0", img("n/0.jpg", 6), "val", "near-domain", []string{""}}, {"1", img("n/1.jpg", 7), "val", "in-domain", []string{"one"}}}},
 		{"conceptual", file("cc/train.tsv", "a red thing\thttp://example.invalid/1.jpg\nblue\thttp://example.invalid/2\n"), "", "",
-			[]wantImage{{"0", img("cc/0000/000000000", 8), "train", "", []string{"a red thing"}}, {"1", img("cc/0000/000000001", 9), "train", "", []string{"blue"}}}},
+			[]wantImage{{"0", img("cc/0000/000000000", 8), "train", "", []string{"a red thing."}}, {"1", img("cc/0000/000000001", 9), "train", "", []string{"blue."}}}},
 		{"folder", filepath.Join(root, "dir"), "", "",
 			[]wantImage{{"a.png", img("dir/a.png", 10), "", "", []string{"first", "second"}}, {"sub/b.jpg", img("dir/sub/b.jpg", 11), "", "", []string{""}}}},
 		{"jsonl", file("j/data.jsonl", "{\"image\": \"x.jpg\", \"caption\": \"ex\", \"split\": \"val\"}\n{\"image\": \"y.png\", \"captions\": [\"why\", \"y\"], \"split\": \"val\"}\n"), "", "val",

@@ -3,6 +3,7 @@ package extract
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -16,19 +17,20 @@ import (
 // manifest records: a release name ("ViT-B/32") as given, a file by its
 // base name, so shard runs on machines with different mount points still
 // merge.
-func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device) (*clip.Model, string, error) {
+func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device, half bool, log io.Writer) (*clip.Model, string, error) {
 	path, err := caption.ResolveCLIP(ctx, spec, cache, true)
 	if err != nil {
 		return nil, "", err
 	}
 	name := spec
-	if st, err := os.Stat(spec); err == nil && !st.IsDir() {
-		name = filepath.Base(spec)
+	if _, err := os.Stat(spec); err == nil {
+		name = filepath.Base(filepath.Clean(spec)) // a file, or a Hugging Face / OpenCLIP directory
 	}
-	m, _, err := clip.Load(path, dev)
+	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: half})
 	if err != nil {
 		return nil, "", err
 	}
+	fmt.Fprintf(log, "clip: %s: %s, architecture %s\n", path, m.Config.Describe(), m.ArchSource)
 	return m, name, nil
 }
 

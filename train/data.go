@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 
 	"github.com/clipcap/clipcap/data/featstore"
 	"github.com/clipcap/clipcap/data/tokenizer"
@@ -17,20 +18,29 @@ type Dataset struct {
 	Captions []featstore.Caption
 	Tokens   [][]int // truncated to MaxLen
 	MaxLen   int     // caption token cap
+	// Dropped counts the split's empty (or blank) captions, which are left
+	// out: a row without tokens has no target, and a batch made only of
+	// such rows would average a loss over nothing (NaN).
+	Dropped int
 }
 
-// NewDataset tokenizes the captions of split. maxLen 0 means the original's
+// NewDataset tokenizes the captions of split, leaving out empty ones. maxLen 0 means the original's
 // rule: min(int(mean + 10·std), max) of the token lengths (std unbiased, as
 // torch.std).
 func NewDataset(store *featstore.Store, split string, tok *tokenizer.Tokenizer, maxLen int) (*Dataset, error) {
-	caps := store.Split(split)
-	d := &Dataset{Store: store, Captions: caps, Tokens: make([][]int, len(caps))}
-	for i, c := range caps {
+	all := store.Split(split)
+	d := &Dataset{Store: store, Captions: make([]featstore.Caption, 0, len(all)), Tokens: make([][]int, 0, len(all))}
+	for _, c := range all {
+		if strings.TrimSpace(c.Caption) == "" {
+			d.Dropped++
+			continue
+		}
 		ids, err := tok.Encode(c.Caption)
 		if err != nil {
 			return nil, fmt.Errorf("feature store %s: caption of %s: %w", store.Dir, c.ImageID, err)
 		}
-		d.Tokens[i] = ids
+		d.Captions = append(d.Captions, c)
+		d.Tokens = append(d.Tokens, ids)
 	}
 	if maxLen <= 0 {
 		maxLen = AutoMaxLen(d.Tokens)

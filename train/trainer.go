@@ -147,6 +147,9 @@ func (t *Trainer) setup() error {
 		t.Close()
 		return err
 	}
+	if n := t.Train.Dropped; n > 0 {
+		fmt.Fprintf(t.Log, "note: dropped %d empty captions of split %q of %s (no target tokens)\n", n, t.Cfg.TrainSplit, t.Cfg.Data)
+	}
 	if t.Train.Len() < t.Cfg.BS*t.Cfg.GradAccum {
 		t.Close()
 		return fmt.Errorf("train_split %q of %s has %d captions, fewer than one optimizer step (bs %d × grad_accum %d)",
@@ -156,6 +159,9 @@ func (t *Trainer) setup() error {
 		if t.Val, err = NewDataset(t.store, t.Cfg.ValSplit, t.Tok, t.Train.MaxLen); err != nil {
 			t.Close()
 			return err
+		}
+		if n := t.Val.Dropped; n > 0 {
+			fmt.Fprintf(t.Log, "note: dropped %d empty captions of split %q of %s (no target tokens)\n", n, t.Cfg.ValSplit, t.Cfg.Data)
 		}
 		if t.Val.Len() == 0 {
 			fmt.Fprintf(t.Log, "note: split %q of %s has no captions; no validation\n", t.Cfg.ValSplit, t.Cfg.Data)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/clipcap/clipcap/caption"
@@ -23,10 +24,12 @@ func runEmbed(args []string) error {
 		"Encode images with a CLIP image tower and write their embeddings as a float32\n"+
 			".npy [N, D], rows in input order. --clip takes an OpenAI model name (ViT-B/32,\n"+
 			"RN50x4, ...; fetched into the download cache if absent) or a weights file:\n"+
-			"an OpenAI .pt release, an OpenAI-named state dict, or Hugging Face\n"+
-			"CLIPVisionModelWithProjection safetensors. Images may also follow the flags.")
+			"an OpenAI .pt release, an OpenAI- or OpenCLIP-named state dict, or Hugging Face\n"+
+			"CLIPVisionModelWithProjection safetensors; or a Hugging Face / OpenCLIP directory.\n"+
+			"A config.json (or open_clip_config.json) beside the weights gives the head count\n"+
+			"and activation. Images may also follow the flags.")
 	var images stringList
-	clipArg := fs.String("clip", "", "OpenAI CLIP model name or weights file (required)")
+	clipArg := fs.String("clip", "", "OpenAI CLIP model name, weights file or Hugging Face / OpenCLIP directory (required)")
 	fs.Var(&images, "image", "image file (repeatable)")
 	out := fs.String("out", "", "output .npy file (required)")
 	batch := fs.Int("batch", 32, "images per forward pass")
@@ -73,6 +76,7 @@ func runEmbed(args []string) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "clip: %s: %s, architecture %s\n", path, m.Config.Describe(), m.ArchSource)
 	rows, err := caption.EmbedFiles(ctx, m, images, *batch)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ func runEval(args []string) error {
 	device := deviceFlag(fs)
 	var dec decodeFlags
 	dec.register(fs)
+	rawText := rawTextFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,6 +48,7 @@ func runEval(args []string) error {
 	if o.Decode, err = dec.options(); err != nil {
 		return err
 	}
+	o.RawText = *rawText
 	if o.Device, err = torchrt.ParseDevice(*device); err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ const extractUsage = "--dataset coco|clipcap|coco-format|conceptual|nocaps|folde
 type extractFlags struct {
 	dataset, input, images, clip, out, split, shard, device, cache *string
 	restval, f16, merge, download, retryFailed                     *bool
+	half, noAddPeriod                                              *bool
 	shardSize, batch, workers, limit, dlWorkers, perHost           *int
 	rate                                                           *float64
 	timeout                                                        *time.Duration
@@ -48,7 +49,7 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 		dataset:     fs.String("dataset", "", "dataset format: "+strings.Join(datasets.Formats, ", ")),
 		input:       fs.String("input", "", "annotation file, TSV, JSONL or image folder"),
 		images:      fs.String("images", "", "images root (default: the input's directory; for train_caption.json, its grandparent)"),
-		clip:        fs.String("clip", "", "OpenAI CLIP model name or weights file"),
+		clip:        fs.String("clip", "", "OpenAI CLIP model name, weights file or Hugging Face / OpenCLIP directory"),
 		out:         fs.String("out", "", "feature store directory"),
 		split:       fs.String("split", "", "split to keep (or to label items whose file has none)"),
 		restval:     fs.Bool("restval-as-train", true, "count Karpathy's restval images as train"),
@@ -57,6 +58,8 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 		batch:       fs.Int("batch", 32, "images per CLIP forward pass"),
 		workers:     fs.Int("workers", 0, "decode/preprocess workers (default: number of CPUs)"),
 		f16:         fs.Bool("float16", false, "store embeddings as float16"),
+		half:        fs.Bool("half", false, "run CLIP in fp16 as the original does on CUDA (and store the fp16 embeddings); CUDA only"),
+		noAddPeriod: fs.Bool("no-add-period", false, "conceptual: keep captions without the trailing \".\" the original's parse_conceptual.py adds"),
 		limit:       fs.Int("limit", 0, "only the first N items of the dataset (before sharding)"),
 		device:      deviceFlag(fs),
 		cache:       fs.String("cache", "", "download cache for CLIP model names"),
@@ -106,7 +109,8 @@ func runExtract(args []string) error {
 	}
 	opt := extract.Options{Dataset: *f.dataset, Input: *f.input, Images: *f.images, Split: *f.split, RestvalAsTrain: *f.restval,
 		CLIP: *f.clip, Cache: *f.cache, Out: *f.out, ShardIndex: k, ShardCount: n, ShardSize: *f.shardSize, Batch: *f.batch,
-		Workers: *f.workers, Float16: *f.f16, Limit: *f.limit, Device: dev, Stderr: os.Stderr}
+		Workers: *f.workers, Float16: *f.f16, Limit: *f.limit, Device: dev, Stderr: os.Stderr,
+		Half: *f.half, NoAddPeriod: *f.noAddPeriod}
 	if *f.download {
 		opt.Download = &datasets.DownloadOptions{Workers: *f.dlWorkers, PerHost: *f.perHost, Rate: *f.rate,
 			Timeout: *f.timeout, MaxBytes: *f.maxBytes, RetryFailed: *f.retryFailed}

@@ -22,12 +22,19 @@ func deviceFlag(fs *flag.FlagSet) *string {
 // serve load their captioner through them.
 type modelFlags struct {
 	model, clip, device *string
+	rawText             *bool
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	m.model = fs.String("model", "", "model directory, or a released model (clipcap-coco, clipcap-conceptual, clipcap-coco-transformer; downloaded on first use) (required)")
-	m.clip = fs.String("clip", "", "CLIP weights file or OpenAI model name overriding the model directory's (downloaded on first use)")
+	m.clip = fs.String("clip", "", "CLIP weights file, Hugging Face / OpenCLIP directory or OpenAI model name overriding the model directory's (names are downloaded on first use)")
 	m.device = deviceFlag(fs)
+	m.rawText = rawTextFlag(fs)
+}
+
+// rawTextFlag is --raw-text: captions without Hugging Face decode's clean-up.
+func rawTextFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("raw-text", false, "captions exactly as the tokens spell them, without Hugging Face decode's clean-up (\" .\" -> \".\", \" 's\" -> \"'s\", ...)")
 }
 
 // loadCaptioner loads the model directory. clipOverride, when not "", wins
@@ -47,7 +54,7 @@ func (m *modelFlags) loadCaptioner(clipOverride string) (c *caption.Captioner, u
 		clipArg = clipOverride
 	}
 	runtime.LockOSThread()
-	c, err = caption.Load(*m.model, caption.Options{Device: dev, CLIP: clipArg})
+	c, err = caption.Load(*m.model, caption.Options{Device: dev, CLIP: clipArg, RawText: *m.rawText})
 	if err != nil {
 		runtime.UnlockOSThread()
 		return nil, nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/clipcap/clipcap/data/tokenizer"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/mapper"
+	"github.com/clipcap/clipcap/train"
 )
 
 const importSummary = "convert published weights (official ClipCap, HuggingFace GPT-2, OpenAI / HF CLIP) into a model directory"
@@ -27,6 +28,7 @@ func runImport(args []string) error {
 	clipFile := fs.String("clip", "", "official/hf-gpt2: CLIP weights to put in the model directory so caption --image works alone")
 	clipName := fs.String("clip-name", "", "name of the CLIP model the mapper was trained on (default ViT-B/32 for 512-dim, RN50x4 for 640-dim)")
 	normalize := fs.Bool("normalize-prefix", false, "official: the model was trained on L2-normalized CLIP embeddings (the transformer notebook does this; predict.py does not)")
+	noNormalize := fs.Bool("no-normalize-prefix", false, "official: the model was trained on raw CLIP embeddings (predict.py's way); silences the transformer variant's warning")
 	mapping := fs.String("mapping-type", "mlp", "hf-gpt2: mapper to create, mlp or transformer")
 	prefixLen := fs.Int64("prefix-length", 10, "hf-gpt2: prefix length")
 	clipLen := fs.Int64("prefix-length-clip", 10, "hf-gpt2: transformer mapper clip length")
@@ -38,20 +40,46 @@ func runImport(args []string) error {
 	if *ckpt == "" || *out == "" {
 		return usagef("--checkpoint and --out are required")
 	}
+	if *normalize && *noNormalize {
+		return usagef("--normalize-prefix and --no-normalize-prefix contradict each other")
+	}
+	var err error
+	if *from == "hf-clip" || *from == "openai-clip" {
+		if *ckpt, err = clipDirArg(*ckpt); err != nil {
+			return err
+		}
+	}
+	if *clipFile, err = clipDirArg(*clipFile); err != nil {
+		return err
+	}
 	cfg, err := checkpoint.Import(checkpoint.ImportOptions{From: *from, Checkpoint: *ckpt, Out: *out, GPT2Config: *gpt2Config,
 		CLIPFile: *clipFile, CLIPName: *clipName, NormalizePrefix: *normalize, TokenizerDir: tokenizer.DefaultDir(),
 		Mapper: mapper.Config{Kind: mapper.Kind(*mapping), ClipDim: *clipDim, PrefixLength: *prefixLen, ClipLength: *clipLen, NumLayers: *layers}})
 	if err != nil {
 		return err
 	}
+	if *from == "official" {
+		if w := checkpoint.NormalizeWarning(cfg, *normalize || *noNormalize); w != "" {
+			fmt.Fprintln(os.Stderr, w)
+		}
+	}
 	fmt.Fprintf(os.Stderr, "imported %s %s model (prefix %d, GPT-2 %d layers x %d) into %s\n", *from, cfg.Mapper.Kind,
 		cfg.Mapper.PrefixLength, cfg.GPT2.NLayer, cfg.GPT2.NEmbd, *out)
 	return nil
 }
 
+// clipDirArg turns a Hugging Face / OpenCLIP CLIP directory into its
+// weights file (the loader reads the config beside it); files pass through.
+func clipDirArg(p string) (string, error) {
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		return caption.CLIPDirWeights(p)
+	}
+	return p, nil
+}
+
 func runExport(args []string) error {
 	fs := newFlags("export", "--model DIR --format safetensors|official|gpt2-config --out F", exportSummary)
-	model := fs.String("model", "", "model directory or released model name (clipcap-coco, ...)")
+	model := fs.String("model", "", "model directory or released model name (clipcap-coco, ...); with --format official also a training run, whose epochs go into the --out directory as the original's {prefix}-{epoch:03d}.pt and {prefix}_latest.pt")
 	format := fs.String("format", "official", "safetensors (our names), official (the original repository's names, with the tied lm_head) or gpt2-config (HuggingFace config.json of the model's GPT-2, for import --gpt2-config)")
 	out := fs.String("out", "", "output file; its extension picks the container: .safetensors or .pt")
 	if err := parseFlags(fs, args); err != nil {
@@ -59,6 +87,13 @@ func runExport(args []string) error {
 	}
 	if *model == "" || *out == "" {
 		return usagef("--model and --out are required")
+	}
+	if *format == "official" && train.IsRunDir(*model) {
+		files, err := train.ExportOfficialRun(*model, *out) // --out is a directory: the original's file names
+		for _, f := range files {
+			fmt.Fprintln(os.Stderr, "wrote", f)
+		}
+		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()

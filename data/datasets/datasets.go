@@ -45,6 +45,10 @@ type Options struct {
 	// RestvalAsTrain maps Karpathy's "restval" split to "train" (the usual
 	// 113k-image training set).
 	RestvalAsTrain bool
+	// NoAddPeriod keeps Conceptual Captions captions as written. By default
+	// they get the trailing period the original's parse_conceptual.py adds
+	// (AddPeriod), so a model learns to end captions with the "." stop token.
+	NoAddPeriod bool
 }
 
 // Formats lists the names Read accepts.

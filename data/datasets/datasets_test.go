@@ -100,7 +100,7 @@ func TestCOCOFormatAndNocaps(t *testing.T) {
 func TestConceptualFolderJSONL(t *testing.T) {
 	dir := t.TempDir()
 	p := write(t, dir, "cc.tsv", "a dog\thttp://h/1.jpg\nthe sky\thttps://h/2.png\n")
-	items, err := Read("conceptual", p, Options{Images: "/img"})
+	items, err := Read("conceptual", p, Options{Images: "/img", NoAddPeriod: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,5 +183,36 @@ func TestMalformed(t *testing.T) {
 	}
 	if _, err := Read("coco", filepath.Join(dir, "missing.json"), Options{}); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// Conceptual Captions get parse_conceptual.py's trailing period by default
+// (its add_period: strip, append ".", close up a final " ."), and keep
+// their text with NoAddPeriod.
+func TestConceptualAddPeriod(t *testing.T) {
+	p := write(t, t.TempDir(), "cc.tsv", "a dog\thttp://h/0\n  the sky .\thttp://h/1\nalready.\thttp://h/2\nwhat? \thttp://h/3\n")
+	for _, tc := range []struct {
+		opt  Options
+		want []string
+	}{
+		{Options{}, []string{"a dog.", "the sky.", "already.", "what?."}},
+		{Options{NoAddPeriod: true}, []string{"a dog", "  the sky .", "already.", "what? "}},
+	} {
+		items, err := Read("conceptual", p, tc.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range items {
+			got = append(got, it.Captions[0])
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("NoAddPeriod=%v: captions %q, want %q", tc.opt.NoAddPeriod, got, tc.want)
+		}
+	}
+	for in, want := range map[string]string{"x": "x.", "x.": "x.", "x .": "x.", "x  .": "x .", " . ": ".", "": ""} {
+		if got := AddPeriod(in); got != want {
+			t.Errorf("AddPeriod(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

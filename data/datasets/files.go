@@ -47,6 +47,9 @@ func readConceptual(path string, opt Options) ([]Item, error) {
 		if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
 			return nil, fmt.Errorf("%s:%d: %q is not an http(s) URL", path, line, url)
 		}
+		if !opt.NoAddPeriod {
+			caption = AddPeriod(caption)
+		}
 		row := line - 1
 		items = append(items, Item{ImageID: strconv.Itoa(row), URL: url, Path: ImageFile(root, row),
 			Captions: []string{caption}, Split: split})
@@ -55,6 +58,22 @@ func readConceptual(path string, opt Options) ([]Item, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return items, nil
+}
+
+// AddPeriod is parse_conceptual.py's add_period: trim surrounding white
+// space, then end the caption with "." — appended when missing, and a
+// final " ." (a period the captioners spaced off) closed up.
+func AddPeriod(caption string) string {
+	c := strings.TrimSpace(caption)
+	switch {
+	case c == "":
+		return c
+	case !strings.HasSuffix(c, "."):
+		return c + "."
+	case strings.HasSuffix(c, " ."):
+		return c[:len(c)-2] + "."
+	}
+	return c
 }
 
 var imageExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true}

@@ -88,6 +88,10 @@ func Merge(out string, parts []string, shardInputs int) (Manifest, error) {
 			return Manifest{}, fmt.Errorf("merge: %s and %s are both shard %d/%d", prev, dir, m.ShardIndex, m.ShardCount)
 		}
 		seen[m.ShardIndex] = dir
+		if !sameSettings(m, m0) {
+			return Manifest{}, fmt.Errorf("merge: %s (clip_precision %q, add_period %v) does not match %s (clip_precision %q, add_period %v)",
+				dir, m.CLIPPrecision, fmtBool(m.AddPeriod), parts[0], m0.CLIPPrecision, fmtBool(m0.AddPeriod))
+		}
 		if m.CLIPModel != m0.CLIPModel || m.EmbedDim != m0.EmbedDim || m.Dtype != m0.Dtype || m.Preprocess != m0.Preprocess || m.Dataset != m0.Dataset {
 			return Manifest{}, fmt.Errorf("merge: %s (%s, dim %d, %s, %s, dataset %q) does not match %s (%s, dim %d, %s, %s, dataset %q)",
 				dir, m.CLIPModel, m.EmbedDim, m.Dtype, m.Preprocess, m.Dataset, parts[0], m0.CLIPModel, m0.EmbedDim, m0.Dtype, m0.Preprocess, m0.Dataset)
@@ -116,7 +120,8 @@ func Merge(out string, parts []string, shardInputs int) (Manifest, error) {
 
 	m0 := stores[0].Manifest
 	w, err := Create(out, Meta{CLIPModel: m0.CLIPModel, Preprocess: m0.Preprocess, Dataset: m0.Dataset,
-		EmbedDim: m0.EmbedDim, Float16: m0.Dtype == "F16", ShardInputs: shardInputs})
+		EmbedDim: m0.EmbedDim, Float16: m0.Dtype == "F16", ShardInputs: shardInputs,
+		CLIPPrecision: m0.CLIPPrecision, AddPeriod: m0.AddPeriod})
 	if err != nil {
 		return Manifest{}, fmt.Errorf("merge: %w", err)
 	}
@@ -171,4 +176,11 @@ func partEvents(s *Store, part int) ([]event, error) {
 		return nil, fmt.Errorf("merge: %s: %d rows and rejected inputs, but the manifest counts %d inputs", s.Dir, len(events), s.Manifest.InputsDone)
 	}
 	return events, nil
+}
+
+func fmtBool(b *bool) string {
+	if b == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*b)
 }

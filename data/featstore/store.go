@@ -31,16 +31,22 @@ const (
 
 // Manifest describes a store.
 type Manifest struct {
-	Version    int        `json:"version"`
-	CLIPModel  string     `json:"clip_model"`
-	EmbedDim   int        `json:"embed_dim"`
-	Dtype      string     `json:"dtype"` // F32 or F16
-	Preprocess string     `json:"preprocess"`
-	Dataset    string     `json:"dataset,omitempty"`
-	Images     int        `json:"images"`
-	Captions   int        `json:"captions"`
-	Shards     []Shard    `json:"shards"`
-	Rejected   []Rejected `json:"rejected"`
+	Version    int    `json:"version"`
+	CLIPModel  string `json:"clip_model"`
+	EmbedDim   int    `json:"embed_dim"`
+	Dtype      string `json:"dtype"` // F32 or F16
+	Preprocess string `json:"preprocess"`
+	Dataset    string `json:"dataset,omitempty"`
+	// CLIPPrecision is "fp16" when CLIP ran in half precision (extract
+	// --half, as the original's parse_coco.py on CUDA), "" for float32.
+	CLIPPrecision string `json:"clip_precision,omitempty"`
+	// AddPeriod says whether captions got the original's trailing period
+	// (Conceptual Captions' add_period); absent for other datasets.
+	AddPeriod *bool      `json:"add_period,omitempty"`
+	Images    int        `json:"images"`
+	Captions  int        `json:"captions"`
+	Shards    []Shard    `json:"shards"`
+	Rejected  []Rejected `json:"rejected"`
 	// Shard K of N of a distributed extraction; zero for a whole store.
 	ShardIndex int `json:"shard_index,omitempty"`
 	ShardCount int `json:"shard_count,omitempty"`

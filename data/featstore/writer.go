@@ -23,6 +23,10 @@ type Meta struct {
 	ShardInputs int // inputs per shard (default 4096); fixes shard boundaries so reruns agree
 	ShardIndex  int // --shard K/N, 0/0 for a whole run
 	ShardCount  int
+	// CLIPPrecision and AddPeriod are recorded as the manifest fields of
+	// the same names.
+	CLIPPrecision string
+	AddPeriod     *bool
 }
 
 // Writer appends embeddings and captions to a store, committing a shard
@@ -62,7 +66,7 @@ func Create(dir string, meta Meta) (*Writer, error) {
 	w := &Writer{dir: dir, meta: meta}
 	want := Manifest{Version: 1, CLIPModel: meta.CLIPModel, EmbedDim: meta.EmbedDim, Dtype: dtype,
 		Preprocess: meta.Preprocess, Dataset: meta.Dataset, ShardIndex: meta.ShardIndex, ShardCount: meta.ShardCount,
-		Shards: []Shard{}, Rejected: []Rejected{}}
+		CLIPPrecision: meta.CLIPPrecision, AddPeriod: meta.AddPeriod, Shards: []Shard{}, Rejected: []Rejected{}}
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -79,7 +83,7 @@ func Create(dir string, meta Meta) (*Writer, error) {
 		return nil, fmt.Errorf("feature store %s is already complete; choose another --out or remove it", dir)
 	}
 	if old.CLIPModel != want.CLIPModel || old.EmbedDim != want.EmbedDim || old.Dtype != want.Dtype || old.Dataset != want.Dataset ||
-		old.ShardIndex != want.ShardIndex || old.ShardCount != want.ShardCount {
+		old.ShardIndex != want.ShardIndex || old.ShardCount != want.ShardCount || !sameSettings(old, want) {
 		return nil, fmt.Errorf("feature store %s holds an interrupted extraction with other settings (%s, dim %d, %s, dataset %q, shard %d/%d); remove it or use the same settings",
 			dir, old.CLIPModel, old.EmbedDim, old.Dtype, old.Dataset, old.ShardIndex, old.ShardCount)
 	}
@@ -92,6 +96,13 @@ func Create(dir string, meta Meta) (*Writer, error) {
 		w.rows += sh.Rows
 	}
 	return w, nil
+}
+
+// sameSettings compares the manifest fields that change the stored values
+// without changing their shape.
+func sameSettings(a, b Manifest) bool {
+	pa, pb := a.AddPeriod, b.AddPeriod
+	return a.CLIPPrecision == b.CLIPPrecision && (pa == nil) == (pb == nil) && (pa == nil || *pa == *pb)
 }
 
 // InputsDone is how many inputs the committed shards cover; the caller

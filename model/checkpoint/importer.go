@@ -78,6 +78,10 @@ func Import(o ImportOptions) (clipcap.Config, error) {
 			return clipcap.Config{}, fmt.Errorf("the model directory needs GPT-2's tokenizer files (scripts/setup.sh installs them): %w", err)
 		}
 	}
+	if o.From == "official" && o.Generation == nil {
+		gen := OfficialGeneration()
+		o.Generation = &gen
+	}
 	if err := SaveImported(o.Out, m, o); err != nil {
 		return clipcap.Config{}, err
 	}
@@ -120,10 +124,11 @@ func ImportCLIP(src, dir string) error {
 	if err != nil {
 		return err
 	}
-	_, ccfg, err := clip.Load(src, gotch.CPU)
+	enc, ccfg, err := clip.Load(src, gotch.CPU)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "clip: %s: %s, architecture %s\n", src, ccfg.Describe(), enc.ArchSource)
 	if ccfg.EmbedDim != cfg.Model.Mapper.ClipDim {
 		return fmt.Errorf("%s gives %d-dim embeddings; the model in %s expects %d", src, ccfg.EmbedDim, dir, cfg.Model.Mapper.ClipDim)
 	}
@@ -150,6 +155,8 @@ func ImportCLIP(src, dir string) error {
 	}
 	cfg.CLIP.Weights = "clip.safetensors"
 	cfg.CLIP.EmbedDim = ccfg.EmbedDim
+	// The directory holds no config.json: keep what shapes cannot tell.
+	cfg.CLIP.Heads, cfg.CLIP.Activation = ccfg.Heads, string(ccfg.Act)
 	return WriteDirConfig(dir, cfg)
 }
 

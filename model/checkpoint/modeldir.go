@@ -39,9 +39,17 @@ type CLIPInfo struct {
 	EmbedDim int64  `yaml:"embed_dim"`         // must equal the mapper's clip_dim
 	Weights  string `yaml:"weights,omitempty"` // file inside the directory, optional
 	Random   bool   `yaml:"random,omitempty"`  // seeded random weights (demo), said plainly
+	// Heads and Activation of the carried tower's ViT blocks, recorded at
+	// import from the config file that came with it: tensor shapes cannot
+	// tell them, and the directory holds no config.json.
+	Heads      int64  `yaml:"heads,omitempty"`
+	Activation string `yaml:"activation,omitempty"`
 }
 
-// DefaultGeneration is predict.py's decoding: beam 5, stop at ".", 67 tokens.
+// DefaultGeneration is what trained model directories decode with: beam 5
+// (the original's transformer notebook, use_beam_search=True), stop at
+// ".", 67 tokens. predict.py's own default is greedy (OfficialGeneration),
+// which imported official checkpoints get.
 func DefaultGeneration() generate.Options {
 	return generate.Options{Strategy: generate.Beam, BeamSize: 5, MaxTokens: 67, StopTokens: []int{generate.DefaultStop}}
 }

@@ -32,7 +32,7 @@ func readF32(t *testing.T, name string) []float32 {
 
 func tensorValues(t *testing.T, x *ts.Tensor) []float32 {
 	t.Helper()
-	c := x.MustContiguous(false)
+	c := x.MustTo(gotch.CPU, false).MustContiguous(true)
 	defer c.MustDrop()
 	vals := make([]float32, c.Numel())
 	if err := c.CopyData(vals, uint(len(vals))); err != nil {

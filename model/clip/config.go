@@ -42,6 +42,38 @@ type Config struct {
 	// Heads of the transformer blocks (ViT, Width/64) or of the attention
 	// pool (ResNet, Width*32/64).
 	Heads int64
+	// Act is the ViT MLP's activation; "" means QuickGELU (OpenAI's).
+	// OpenCLIP's and LAION's towers use exact GELU, which no tensor shape
+	// reveals: it comes from a config file beside the weights.
+	Act Activation
+	// MLPWidth is the ViT MLP's hidden width; 0 means 4*Width (every
+	// OpenAI tower; OpenCLIP's mlp_ratio can differ).
+	MLPWidth int64
+}
+
+// Activation of a ViT MLP, under Hugging Face's hidden_act names.
+type Activation string
+
+const (
+	QuickGELU Activation = "quick_gelu" // x * sigmoid(1.702 x), OpenAI's
+	GELU      Activation = "gelu"       // exact (erf) GELU, OpenCLIP's nn.GELU
+	GELUTanh  Activation = "gelu_tanh"  // tanh approximation (HF gelu_new / gelu_pytorch_tanh)
+)
+
+// activation is Act with its default filled in.
+func (c Config) activation() Activation {
+	if c.Act == "" {
+		return QuickGELU
+	}
+	return c.Act
+}
+
+// mlpWidth is MLPWidth with its default filled in.
+func (c Config) mlpWidth() int64 {
+	if c.MLPWidth <= 0 {
+		return 4 * c.Width
+	}
+	return c.MLPWidth
 }
 
 // Validate reports a configuration the model cannot be built from.
@@ -59,6 +91,14 @@ func (c Config) Validate() error {
 		}
 		if c.Heads <= 0 || c.Width%c.Heads != 0 {
 			return fmt.Errorf("clip: ViT width %d cannot be split into %d heads", c.Width, c.Heads)
+		}
+		switch c.activation() {
+		case QuickGELU, GELU, GELUTanh:
+		default:
+			return fmt.Errorf("clip: ViT activation %q is not supported (quick_gelu, gelu, gelu_tanh)", c.Act)
+		}
+		if c.MLPWidth < 0 {
+			return fmt.Errorf("clip: ViT MLP width %d is negative", c.MLPWidth)
 		}
 	case ResNet:
 		for i, n := range c.ResLayers {
@@ -119,6 +159,9 @@ func InferConfig(shapes map[string][]int64) (Config, error) {
 		}
 		c := Config{Kind: ViT, Width: conv[0], Layers: layers, PatchSize: conv[3],
 			InputResolution: conv[3] * grid, EmbedDim: proj[1], Heads: conv[0] / 64}
+		if fc, ok := shapes["visual.transformer.resblocks.0.mlp.c_fc.weight"]; ok && len(fc) == 2 && fc[0] != 4*c.Width {
+			c.MLPWidth = fc[0]
+		}
 		return c, nil
 	}
 	var c Config

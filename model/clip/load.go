@@ -19,15 +19,24 @@ type Options struct {
 	// Heads overrides the inferred head count (build_model's width/64 for
 	// ViT, width*32/64 for ResNet) when positive.
 	Heads int64
+	// Act overrides the ViT MLP activation when set (e.g. the one a model
+	// directory recorded when it imported the tower).
+	Act Activation
 	// Half converts the tower to fp16 after loading (CUDA only).
 	Half bool
+	// NoConfigFile ignores config.json / open_clip_config.json beside the
+	// weights (the caller states the architecture through the options).
+	NoConfigFile bool
 }
 
 // Load reads an image tower from path: an OpenAI TorchScript release (.pt,
-// fp16 weights become float32), an OpenAI-named state dict (safetensors or
-// torch.save, full CLIP or image tower only, under any prefix such as
-// "visual." or "state_dict.visual."), or a Hugging Face
-// CLIPVisionModelWithProjection / CLIPModel safetensors. The text tower and
+// fp16 weights become float32), an OpenAI- or OpenCLIP-named state dict
+// (safetensors or torch.save, full CLIP or image tower only, under any
+// prefix such as "visual." or "state_dict.visual."), or a Hugging Face
+// CLIPVisionModelWithProjection / CLIPModel safetensors. The architecture
+// is inferred from tensor shapes and completed by a config.json (Hugging
+// Face) or open_clip_config.json beside the file; Model.ArchSource says
+// which rule applied. The text tower and
 // other unrelated tensors are ignored; unexpected image-tower tensors are
 // an error, as they mean the architecture was inferred wrongly.
 func Load(path string, dev gotch.Device) (*Model, Config, error) {
@@ -49,8 +58,9 @@ func LoadWith(path string, dev gotch.Device, opt Options) (*Model, Config, error
 	if err != nil {
 		return nil, Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if opt.Heads > 0 {
-		cfg.Heads = opt.Heads
+	source, err := resolveArch(path, &cfg, opt)
+	if err != nil {
+		return nil, Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, Config{}, fmt.Errorf("%s: %w", path, err)
@@ -70,12 +80,62 @@ func LoadWith(path string, dev gotch.Device, opt Options) (*Model, Config, error
 	}
 	store.SetTrainable("", false)
 	m.store = store
+	m.ArchSource = source
 	if opt.Half {
 		if err := m.Half(); err != nil {
 			return nil, Config{}, err
 		}
 	}
 	return m, cfg, nil
+}
+
+// resolveArch completes the shape-inferred cfg with a config file beside
+// the weights and the options, and says in words where the head count and
+// activation came from.
+func resolveArch(path string, cfg *Config, opt Options) (string, error) {
+	source := "inferred from tensor shapes as OpenAI's build_model does (heads = width/64, QuickGELU)"
+	if !opt.NoConfigFile {
+		a, note, err := findArchFile(path)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case a != nil:
+			if err := a.apply(cfg); err != nil {
+				return "", err
+			}
+			source = "from " + a.path
+		case note != "":
+			source += "; " + note
+		default:
+			source += ": no " + HFConfigFile + " or " + OpenCLIPConfigFile + " beside the weights"
+		}
+	}
+	var over []string
+	if opt.Heads > 0 {
+		cfg.Heads = opt.Heads
+		over = append(over, "heads")
+	}
+	if opt.Act != "" && cfg.Kind == ViT {
+		cfg.Act = opt.Act
+		if cfg.Act == QuickGELU {
+			cfg.Act = ""
+		}
+		over = append(over, "activation")
+	}
+	if len(over) > 0 {
+		source += "; " + strings.Join(over, " and ") + " given by the caller"
+	}
+	return source, nil
+}
+
+// Describe is a one-line summary of the architecture for logs.
+func (c Config) Describe() string {
+	if c.Kind == ResNet {
+		return fmt.Sprintf("ResNet %v width %d, %d attention-pool heads, %dpx -> %d", c.ResLayers, c.Width, c.Heads, c.InputResolution, c.EmbedDim)
+	}
+	return fmt.Sprintf("ViT %d layers x %d (%d heads, MLP %d, %s), patch %d, %dpx -> %d", c.Layers, c.Width, c.Heads,
+		c.mlpWidth(), c.activation(), c.PatchSize, c.InputResolution, c.EmbedDim)
 }
 
 func firstFew(s []string) string {
@@ -160,9 +220,6 @@ func visualView(path string, src tensorfile.Lookup) (*view, error) {
 	}
 	for _, n := range names {
 		if p, ok := strings.CutSuffix(n, "vision_model.embeddings.patch_embedding.weight"); ok {
-			if err := checkHFConfig(path); err != nil {
-				return nil, err
-			}
 			return hfView(path, src, have, p)
 		}
 	}

@@ -1,11 +1,7 @@
 package clip
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -161,42 +157,4 @@ func transpose2D(t tensorfile.RawTensor) tensorfile.RawTensor {
 		}
 	}
 	return tensorfile.RawTensor{Dtype: t.Dtype, Shape: []int64{int64(c), int64(r)}, Data: out}
-}
-
-// checkHFConfig refuses Hugging Face vision towers whose config.json (next
-// to the weights) names an activation other than quick_gelu: OpenAI's
-// converted checkpoints use quick_gelu, but e.g. LAION's use exact GELU,
-// which this tower does not compute. Without a config.json we assume an
-// OpenAI conversion.
-func checkHFConfig(path string) error {
-	cfgPath := filepath.Join(filepath.Dir(path), "config.json")
-	b, err := os.ReadFile(cfgPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", cfgPath, err)
-	}
-	var c struct {
-		HiddenAct    string   `json:"hidden_act"`
-		LayerNormEps *float64 `json:"layer_norm_eps"`
-		VisionConfig *struct {
-			HiddenAct    string   `json:"hidden_act"`
-			LayerNormEps *float64 `json:"layer_norm_eps"`
-		} `json:"vision_config"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("%s: %w", cfgPath, err)
-	}
-	act, eps := c.HiddenAct, c.LayerNormEps
-	if c.VisionConfig != nil {
-		act, eps = c.VisionConfig.HiddenAct, c.VisionConfig.LayerNormEps
-	}
-	if act != "" && act != "quick_gelu" {
-		return fmt.Errorf("%s: vision hidden_act %q is not supported; only OpenAI CLIP's quick_gelu towers are", cfgPath, act)
-	}
-	if eps != nil && *eps != 1e-5 {
-		return fmt.Errorf("%s: vision layer_norm_eps %g is not supported; OpenAI CLIP uses 1e-5", cfgPath, *eps)
-	}
-	return nil
 }

@@ -114,26 +114,3 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 }
-
-// A Hugging Face config.json beside the weights is checked: only
-// quick_gelu towers (OpenAI's) compute what this package does.
-func TestLoadHFConfig(t *testing.T) {
-	path := rewrite(t, "vit_hf.safetensors", "model.safetensors", func(map[string]tensorfile.RawTensor) {})
-	cfg := filepath.Join(filepath.Dir(path), "config.json")
-	for _, tc := range []struct {
-		json string
-		ok   bool
-	}{
-		{`{"vision_config": {"hidden_act": "quick_gelu"}}`, true},
-		{`{"hidden_act": "quick_gelu", "layer_norm_eps": 1e-05}`, true},
-		{`{"vision_config": {"hidden_act": "gelu"}}`, false},
-		{`{"vision_config": {"layer_norm_eps": 1e-6}}`, false},
-		{`{not json`, false},
-	} {
-		os.WriteFile(cfg, []byte(tc.json), 0o644)
-		_, _, err := LoadWith(path, gotch.CPU, Options{Heads: 2})
-		if (err == nil) != tc.ok {
-			t.Errorf("config %s: error %v, want ok=%v", tc.json, err, tc.ok)
-		}
-	}
-}

@@ -14,12 +14,15 @@ import (
 // Model is a CLIP image tower in eval mode.
 type Model struct {
 	Config Config
-	dev    gotch.Device
-	dtype  gotch.DType // dtype of the converted weights and of the computation
-	vit    *visionTransformer
-	rn     *modifiedResNet
-	noBias *ts.Tensor
-	store  *nn.Store // set by Load: owns the float32 weights
+	// ArchSource says where the architecture came from (a config file
+	// beside the weights, or build_model's shape inference), for logs.
+	ArchSource string
+	dev        gotch.Device
+	dtype      gotch.DType // dtype of the converted weights and of the computation
+	vit        *visionTransformer
+	rn         *modifiedResNet
+	noBias     *ts.Tensor
+	store      *nn.Store // set by Load: owns the float32 weights
 	// converted holds the reduced-precision copies made by convert; the
 	// store keeps its float32 originals.
 	converted []*ts.Tensor

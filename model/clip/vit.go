@@ -8,10 +8,11 @@ import (
 	"github.com/clipcap/clipcap/model/nn"
 )
 
-// residualBlock is ResidualAttentionBlock: pre-norm attention and a
-// QuickGELU MLP, each added back to the residual stream.
+// residualBlock is ResidualAttentionBlock: pre-norm attention and an MLP
+// (QuickGELU in OpenAI's towers), each added back to the residual stream.
 type residualBlock struct {
 	heads      int64
+	act        Activation
 	ln1, ln2   layerNorm
 	inProj     *nn.Linear // attn.in_proj_weight [3W, W] / in_proj_bias
 	outProj    *nn.Linear // attn.out_proj
@@ -19,11 +20,13 @@ type residualBlock struct {
 	quickScale *ts.Scalar
 }
 
-func (bd *builder) residualBlock(p nn.Path, width, heads int64) *residualBlock {
+func (bd *builder) residualBlock(p nn.Path, c Config) *residualBlock {
+	width, heads, hidden := c.Width, c.Heads, c.mlpWidth()
 	attn := p.Sub("attn")
 	std := 1 / math.Sqrt(float64(width))
 	return &residualBlock{
 		heads: heads,
+		act:   c.activation(),
 		ln1:   newLayerNorm(p.Sub("ln_1"), width),
 		inProj: &nn.Linear{
 			Weight: attn.Param("in_proj_weight", bd.normal(std), 3*width, width),
@@ -31,8 +34,8 @@ func (bd *builder) residualBlock(p nn.Path, width, heads int64) *residualBlock {
 		},
 		outProj:    bd.linear(attn.Sub("out_proj"), width, width),
 		ln2:        newLayerNorm(p.Sub("ln_2"), width),
-		fc:         bd.linear(p.Sub("mlp").Sub("c_fc"), width, 4*width),
-		proj:       bd.linear(p.Sub("mlp").Sub("c_proj"), 4*width, width),
+		fc:         bd.linear(p.Sub("mlp").Sub("c_fc"), width, hidden),
+		proj:       bd.linear(p.Sub("mlp").Sub("c_proj"), hidden, width),
 		quickScale: ts.FloatScalar(1.702),
 	}
 }
@@ -52,7 +55,14 @@ func (b *residualBlock) forward(x *ts.Tensor) *ts.Tensor {
 	h = b.ln2.forward(x)
 	f := b.fc.Forward(h)
 	h.MustDrop()
-	f = quickGELU(f, b.quickScale)
+	switch b.act {
+	case GELU:
+		f = f.MustGelu("none", true)
+	case GELUTanh:
+		f = f.MustGelu("tanh", true)
+	default:
+		f = quickGELU(f, b.quickScale)
+	}
 	m := b.proj.Forward(f)
 	f.MustDrop()
 	x = x.MustAdd(m, true)
@@ -92,7 +102,7 @@ func (bd *builder) visionTransformer(p nn.Path, c Config) *visionTransformer {
 	}
 	blocks := p.Sub("transformer").Sub("resblocks")
 	for i := int64(0); i < c.Layers; i++ {
-		v.blocks = append(v.blocks, bd.residualBlock(blocks.Sub(itoa(i)), w, c.Heads))
+		v.blocks = append(v.blocks, bd.residualBlock(blocks.Sub(itoa(i)), c))
 	}
 	v.lnPost = newLayerNorm(p.Sub("ln_post"), w)
 	v.proj = p.Param("proj", bd.normal(scale), w, c.EmbedDim)

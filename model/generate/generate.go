@@ -23,8 +23,10 @@ const (
 	Sample Strategy = "sample"
 )
 
-// Options control decoding. The zero value of a field means its default,
-// which is predict.py's: beam 5, "." (id 13) stops, 67 tokens at most.
+// Options control decoding. The zero value of a field means its default:
+// beam 5 (predict.py with use_beam_search, the transformer notebook's
+// choice; predict.py's own default is greedy), "." (id 13) stops, 67
+// tokens at most.
 type Options struct {
 	Strategy    Strategy `yaml:"strategy" json:"strategy"`
 	BeamSize    int      `yaml:"beam_size" json:"beam_size"`
