@@ -133,12 +133,12 @@ func (s *Server) streamFrame(ctx context.Context, data []byte, n int, form map[s
 	if err != nil {
 		return fail(err)
 	}
-	px, err := s.preprocess(data, "frame")
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	px, err := s.decodeImage(fctx, data, "frame")
 	if err != nil {
 		return fail(err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
 	res, err := s.await(fctx, px, opt)
 	if err != nil {
 		return fail(err)
