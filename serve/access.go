@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Access checks that run before a request is routed.
@@ -77,7 +78,8 @@ func public(r *http.Request) bool {
 	return r.Method == http.MethodGet && (r.URL.Path == "/" || r.URL.Path == "/healthz")
 }
 
-// guard applies the Host and API-key checks in front of h.
+// guard applies the Host and API-key checks in front of h, and the write
+// deadline.
 func (s *Server) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.allowedHost(r.Host) {
@@ -90,6 +92,15 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong API key (Authorization: Bearer KEY)"})
 			return
 		}
+		// Answers must be written soon after the request timeout, however
+		// slowly the client reads. Set per request, as net/http keeps a
+		// connection's write deadline across keep-alive requests; cleared
+		// for the stream, whose connection lives on after the upgrade.
+		dl := time.Now().Add(s.cfg.Timeout + 10*time.Second)
+		if r.URL.Path == "/v1/stream" {
+			dl = time.Time{}
+		}
+		http.NewResponseController(w).SetWriteDeadline(dl)
 		h.ServeHTTP(w, r)
 	})
 }

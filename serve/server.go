@@ -253,9 +253,6 @@ func (s *Server) handleCaption(w http.ResponseWriter, r *http.Request) {
 	defer s.met.inflight.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
-	// The answer must be written soon after the request timeout, however
-	// slowly the client reads.
-	http.NewResponseController(w).SetWriteDeadline(start.Add(s.cfg.Timeout + 10*time.Second))
 	var resp *Response
 	release, err := s.admit()
 	if err == nil {
