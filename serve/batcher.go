@@ -240,13 +240,14 @@ func anyWaiting(live []*job, idx []int) (context.Context, context.CancelFunc) {
 // is a temporary condition (503), libtorch errors lose their stack traces.
 func computeErr(err error) error {
 	var pe *torchrt.PanicError
-	switch {
-	case errors.Is(err, torchrt.ErrOutOfMemory):
-		he := errorf(http.StatusServiceUnavailable, "out of memory while captioning (%v); retry later or with a smaller beam", torchrt.Short(err))
-		he.retryAfter = 1
-		return he
-	case errors.As(err, &pe):
+	if errors.As(err, &pe) {
 		return errorf(http.StatusInternalServerError, "internal error (logged by the server)")
 	}
-	return errorf(http.StatusInternalServerError, "%v", torchrt.Short(err))
+	short := torchrt.Short(err) // also makes returned (not panicked) libtorch errors classifiable
+	if errors.Is(short, torchrt.ErrOutOfMemory) {
+		he := errorf(http.StatusServiceUnavailable, "out of memory while captioning (%v); retry later or with a smaller beam", short)
+		he.retryAfter = 1
+		return he
+	}
+	return errorf(http.StatusInternalServerError, "%v", short)
 }

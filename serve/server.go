@@ -106,6 +106,8 @@ type Server struct {
 	closing chan struct{} // closed at shutdown: streams end, healthz says so
 	once    sync.Once
 	streams sync.WaitGroup
+	// streamMu orders addStream against Shutdown.
+	streamMu sync.Mutex
 	// observeStream, when set (tests), sees every caption sent on a stream.
 	observeStream func(frame int, c caption.Caption)
 	closed        atomic.Bool
@@ -159,6 +161,8 @@ func (s *Server) routes() *http.ServeMux {
 // turns 503. In-flight requests still finish; call Close after the HTTP
 // server's own Shutdown.
 func (s *Server) Shutdown() {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
 	s.once.Do(func() { close(s.closing) })
 }
 

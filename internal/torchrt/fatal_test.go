@@ -3,6 +3,7 @@ package torchrt
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log"
 	"strings"
 	"testing"
@@ -60,5 +61,18 @@ func TestTrapFatalTurnsMustFailuresIntoErrors(t *testing.T) {
 	}
 	if e := Recovered("boom"); !strings.Contains(e.Error(), "boom") || len(e.(*PanicError).Stack) == 0 {
 		t.Errorf("Recovered(string) = %v", e)
+	}
+}
+
+// Errors returned by gotch's error-returning calls carry a Go stack trace;
+// Short keeps libtorch's first line and the out-of-memory class.
+func TestShort(t *testing.T) {
+	raw := fmt.Errorf("encoding images: %w", fmt.Errorf("Libtorch API Error: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0)\nException raised from malloc\n\ngoroutine 1 [running]:\nmain.main()\n"))
+	s := Short(raw)
+	if !errors.Is(s, ErrOutOfMemory) || s.Error() != "libtorch: encoding images: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0)" {
+		t.Errorf("Short = %q", s)
+	}
+	if plain := errors.New("no such file"); Short(plain) != plain || Short(nil) != nil {
+		t.Error("Short changed an error that is not libtorch's")
 	}
 }
