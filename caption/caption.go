@@ -171,6 +171,12 @@ func (c *Captioner) DecodeOptions(o generate.Options) generate.Options {
 
 // FromEmbeddings captions CLIP embeddings [N][D] in one batch.
 func (c *Captioner) FromEmbeddings(emb [][]float32, opt generate.Options) ([]Caption, error) {
+	return c.FromEmbeddingsContext(context.Background(), emb, opt)
+}
+
+// FromEmbeddingsContext is FromEmbeddings that stops generating, between
+// two tokens, once ctx is done (returning ctx.Err()).
+func (c *Captioner) FromEmbeddingsContext(ctx context.Context, emb [][]float32, opt generate.Options) ([]Caption, error) {
 	if len(emb) == 0 {
 		return nil, nil
 	}
@@ -187,13 +193,17 @@ func (c *Captioner) FromEmbeddings(emb [][]float32, opt generate.Options) ([]Cap
 		return nil, err
 	}
 	if c.Device.IsCuda() {
-		x = x.MustTo(c.Device, true)
+		// The error-returning call: a request path must not exit on a
+		// CUDA out-of-memory. To frees x either way.
+		if x, err = x.To(c.Device, true); err != nil {
+			return nil, torchrt.Short(err)
+		}
 	}
 	defer x.MustDrop()
-	return c.fromTensor(x, opt)
+	return c.fromTensor(ctx, x, opt)
 }
 
-func (c *Captioner) fromTensor(x *ts.Tensor, opt generate.Options) ([]Caption, error) {
+func (c *Captioner) fromTensor(ctx context.Context, x *ts.Tensor, opt generate.Options) ([]Caption, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var prefix *ts.Tensor
@@ -203,7 +213,7 @@ func (c *Captioner) fromTensor(x *ts.Tensor, opt generate.Options) ([]Caption, e
 		return nil, err
 	}
 	defer prefix.MustDrop()
-	res, err := generate.Generate(c.Model.GPT, prefix, c.DecodeOptions(opt))
+	res, err := generate.GenerateContext(ctx, c.Model.GPT, prefix, c.DecodeOptions(opt))
 	if err != nil {
 		return nil, err
 	}
@@ -238,13 +248,17 @@ func (c *Captioner) Encode(pixels [][]float32) ([][]float32, error) {
 	defer emb.MustDrop()
 	cpu, err := emb.To(gotch.CPU, false)
 	if err != nil {
-		return nil, err
+		return nil, torchrt.Short(err)
 	}
 	defer cpu.MustDrop()
-	d := int(cpu.MustSize()[1])
+	size, err := cpu.Size()
+	if err != nil || len(size) != 2 || size[0] != int64(len(pixels)) {
+		return nil, fmt.Errorf("CLIP returned embeddings of shape %v for %d images (%v)", size, len(pixels), err)
+	}
+	d := int(size[1])
 	vals := make([]float32, len(pixels)*d)
 	if err := cpu.CopyData(vals, uint(len(vals))); err != nil {
-		return nil, err
+		return nil, torchrt.Short(err)
 	}
 	out := make([][]float32, len(pixels))
 	for i := range out {
@@ -279,7 +293,7 @@ func (c *Captioner) FromPixels(pixels [][]float32, opt generate.Options) ([]Capt
 		return nil, err
 	}
 	defer emb.MustDrop()
-	return c.fromTensor(emb, opt)
+	return c.fromTensor(context.Background(), emb, opt)
 }
 
 // FromFiles is the files -> captions pipeline: images decoded and
@@ -298,7 +312,7 @@ func (c *Captioner) FromFiles(ctx context.Context, files []string, batch int, op
 			return err
 		}
 		defer emb.MustDrop()
-		caps, err := c.fromTensor(emb, opt)
+		caps, err := c.fromTensor(ctx, emb, opt)
 		if err != nil {
 			return err
 		}

@@ -64,6 +64,21 @@ type Options struct {
 	// nil extracts what is on disk. Its Dir defaults to the images root.
 	Download *datasets.DownloadOptions
 	Stderr   io.Writer // progress (a bar on terminals, else a line per 10%) and summary; default os.Stderr
+
+	// MaxPixels refuses images declaring more pixels, from their header,
+	// before decoding (0 = imageproc.UntrustedMaxPixels; negative = PIL's
+	// limit): dataset images come from arbitrary hosts.
+	MaxPixels int
+}
+
+func (o Options) maxPixels() int {
+	switch {
+	case o.MaxPixels == 0:
+		return imageproc.UntrustedMaxPixels
+	case o.MaxPixels < 0:
+		return imageproc.DefaultMaxPixels
+	}
+	return o.MaxPixels
 }
 
 // Summary reports a run.
@@ -285,7 +300,9 @@ func (e *extractor) run(ctx context.Context) error {
 			add(entry{item: it, index: e.idx[e.done+next], row: -1, reason: e.missingReason(it)})
 		}
 	}
-	err := (&imageproc.Pipeline{Pre: imageproc.NewPreprocessor(n), Workers: e.opt.Workers}).Each(ctx, inputs, func(r imageproc.Result) error {
+	pre := imageproc.NewPreprocessor(n)
+	pre.Decoder.MaxPixels = e.opt.maxPixels()
+	err := (&imageproc.Pipeline{Pre: pre, Workers: e.opt.Workers}).Each(ctx, inputs, func(r imageproc.Result) error {
 		j := inputItem[r.Index]
 		rejectUpTo(j)
 		it := todo[j]

@@ -2,13 +2,17 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -20,6 +24,16 @@ type job struct {
 	key  string           // jobs with equal keys decode together
 	enq  time.Time
 	done chan result // buffered: the batcher never blocks on a gone client
+	sent bool        // done has its result (batcher goroutine only)
+}
+
+// answer sends j's result once; a batch that fails halfway answers the
+// jobs still waiting and leaves the others be.
+func (j *job) answer(r result) {
+	if !j.sent {
+		j.sent = true
+		j.done <- r
+	}
 }
 
 type result struct {
@@ -33,7 +47,7 @@ type result struct {
 // whole batch, then one generation call per group of equal options.
 type model interface {
 	Encode(pixels [][]float32) ([][]float32, error)
-	FromEmbeddings(emb [][]float32, opt generate.Options) ([]caption.Caption, error)
+	FromEmbeddingsContext(ctx context.Context, emb [][]float32, opt generate.Options) ([]caption.Caption, error)
 }
 
 // batcher collects queued jobs into batches: it waits for a first job,
@@ -126,6 +140,21 @@ func (b *batcher) loop() {
 
 func (b *batcher) run(batch []*job) {
 	b.metrics.queueDepth.Store(b.depth.Add(-int64(len(batch))))
+	// A libtorch failure (a Must* call panicking under torchrt.TrapFatal,
+	// e.g. CUDA out of memory) or a bug fails this batch, not the server.
+	defer func() {
+		if v := recover(); v != nil {
+			err := torchrt.Recovered(v)
+			var pe *torchrt.PanicError
+			if errors.As(err, &pe) {
+				fmt.Fprintf(os.Stderr, "serve: batch of %d failed: %v\n%s", len(batch), pe.Value, pe.Stack)
+			}
+			b.metrics.batchFailures.Add(1)
+			for _, j := range batch {
+				j.answer(result{err: err})
+			}
+		}
+	}()
 	if b.beforeRun != nil {
 		b.beforeRun(batch)
 	}
@@ -134,7 +163,7 @@ func (b *batcher) run(batch []*job) {
 	live := batch[:0:0]
 	for _, j := range batch {
 		if j.ctx.Err() != nil {
-			j.done <- result{err: j.ctx.Err()}
+			j.answer(result{err: j.ctx.Err()})
 			continue
 		}
 		live = append(live, j)
@@ -151,7 +180,7 @@ func (b *batcher) run(batch []*job) {
 	encDur := time.Since(start)
 	if err != nil {
 		for _, j := range live {
-			j.done <- result{err: fmt.Errorf("encoding images: %w", err)}
+			j.answer(result{err: fmt.Errorf("encoding images: %w", err)})
 		}
 		return
 	}
@@ -171,7 +200,9 @@ func (b *batcher) run(batch []*job) {
 			e[n] = emb[i]
 		}
 		g0 := time.Now()
-		caps, err := b.m.FromEmbeddings(e, live[idx[0]].opt)
+		gctx, cancel := anyWaiting(live, idx)
+		caps, err := b.m.FromEmbeddingsContext(gctx, e, live[idx[0]].opt)
+		cancel()
 		genDur := time.Since(g0)
 		for n, i := range idx {
 			j := live[i]
@@ -179,10 +210,44 @@ func (b *batcher) run(batch []*job) {
 			if err == nil {
 				r.cap = caps[n]
 			}
-			j.done <- r
+			j.answer(r)
 		}
 	}
 	d := time.Since(start)
 	old := b.avgBatch.Load()
 	b.avgBatch.Store(old + (int64(d)-old)/4)
+}
+
+// anyWaiting is a context that is done once every job of the group (live
+// at idx) is: generation goes on while anyone still waits for it, and
+// stops between two tokens when the last one timed out or went away.
+func anyWaiting(live []*job, idx []int) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for _, i := range idx {
+			select {
+			case <-live[i].ctx.Done():
+			case <-ctx.Done():
+				return
+			}
+		}
+		cancel()
+	}()
+	return ctx, cancel
+}
+
+// computeErr turns a failed batch's error into the answer: out of memory
+// is a temporary condition (503), libtorch errors lose their stack traces.
+func computeErr(err error) error {
+	var pe *torchrt.PanicError
+	if errors.As(err, &pe) {
+		return errorf(http.StatusInternalServerError, "internal error (logged by the server)")
+	}
+	short := torchrt.Short(err) // also makes returned (not panicked) libtorch errors classifiable
+	if errors.Is(short, torchrt.ErrOutOfMemory) {
+		he := errorf(http.StatusServiceUnavailable, "out of memory while captioning (%v); retry later or with a smaller beam", short)
+		he.retryAfter = 1
+		return he
+	}
+	return errorf(http.StatusInternalServerError, "%v", short)
 }

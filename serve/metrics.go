@@ -21,6 +21,8 @@ type metrics struct {
 	inflight   atomic.Int64
 	streamCap  atomic.Uint64
 	streamDrop atomic.Uint64
+	// batchFailures counts batches ended by a recovered panic.
+	batchFailures atomic.Uint64
 }
 
 func newMetrics() *metrics {
@@ -56,6 +58,7 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintf(w, "# HELP clipcap_inflight_requests Caption requests being handled.\n# TYPE clipcap_inflight_requests gauge\nclipcap_inflight_requests %d\n", m.inflight.Load())
 	fmt.Fprintf(w, "# HELP clipcap_stream_frames_total Streamed frames, captioned or dropped for a newer one.\n# TYPE clipcap_stream_frames_total counter\n")
 	fmt.Fprintf(w, "clipcap_stream_frames_total{result=\"captioned\"} %d\nclipcap_stream_frames_total{result=\"dropped\"} %d\n", m.streamCap.Load(), m.streamDrop.Load())
+	fmt.Fprintf(w, "# HELP clipcap_batch_failures_total Batches failed by a libtorch error or a bug; the server carried on.\n# TYPE clipcap_batch_failures_total counter\nclipcap_batch_failures_total %d\n", m.batchFailures.Load())
 }
 
 // histogram is a Prometheus histogram with fixed upper bounds.

@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/imageproc"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
@@ -36,6 +38,20 @@ type Config struct {
 	Queue    int           // images waiting beyond the running batch; more get 429 [64]
 	MaxBody  int64         // request body limit in bytes; more get 413 [10 MiB]
 	Timeout  time.Duration // per request, queueing included; then 504 [30s]
+
+	// Limits on what one request may cost (see limits.go).
+	MaxPixels    int           // images declaring more pixels get 413, from the header [imageproc.UntrustedMaxPixels]
+	DecodeSlots  int           // images decoded at once [GOMAXPROCS]
+	DecodeMemory int64         // estimated bytes of images being decoded at once [1 GiB]
+	BodyTimeout  time.Duration // the whole body must arrive within this; then 408 [30s]
+	MinBodyRate  int64         // after the first second, bodies slower than this (bytes/s) get 408 [16 KiB/s]
+	IdleTimeout  time.Duration // keep-alive connections idle longer are closed [60s]
+	MaxBeam      int           // largest beam a request may ask for [8]
+	MaxTokens    int           // largest max_tokens a request may ask for [67]
+
+	// Access (see access.go).
+	APIKey       string   // when set, requests need "Authorization: Bearer APIKey"
+	AllowedHosts []string // host names accepted in Host besides IPs, localhost and the listen address's; "*" = any
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +70,30 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second
 	}
+	if c.MaxPixels == 0 {
+		c.MaxPixels = imageproc.UntrustedMaxPixels
+	}
+	if c.DecodeSlots <= 0 {
+		c.DecodeSlots = runtime.GOMAXPROCS(0)
+	}
+	if c.DecodeMemory <= 0 {
+		c.DecodeMemory = 1 << 30
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 30 * time.Second
+	}
+	if c.MinBodyRate <= 0 {
+		c.MinBodyRate = 16 << 10
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxBeam <= 0 {
+		c.MaxBeam = 8
+	}
+	if c.MaxTokens <= 0 {
+		c.MaxTokens = 67
+	}
 	return c
 }
 
@@ -66,9 +106,17 @@ type Server struct {
 	closing chan struct{} // closed at shutdown: streams end, healthz says so
 	once    sync.Once
 	streams sync.WaitGroup
+	// streamMu orders addStream against Shutdown.
+	streamMu sync.Mutex
 	// observeStream, when set (tests), sees every caption sent on a stream.
 	observeStream func(frame int, c caption.Caption)
 	closed        atomic.Bool
+
+	admitted    chan struct{} // one token per request past admission
+	decodeSlots *budget
+	decodeMem   *budget
+	hostMu      sync.RWMutex
+	allowed     []string // AllowedHosts, plus the listen address's host
 }
 
 // New starts a server's batcher; Close stops it.
@@ -77,13 +125,22 @@ func New(c *caption.Captioner, cfg Config) (*Server, error) {
 		return nil, errors.New("the model has no CLIP encoder, which serving images needs (give --clip or put the encoder in the model dir)")
 	}
 	cfg = cfg.withDefaults()
+	// A failing gotch Must* call deep in the model panics instead of
+	// exiting, and the batcher fails only that batch.
+	torchrt.TrapFatal()
 	met := newMetrics()
 	return &Server{c: c, cfg: cfg, met: met, closing: make(chan struct{}),
-		b: newBatcher(c, cfg.MaxBatch, cfg.Queue, cfg.MaxWait, met)}, nil
+		b:           newBatcher(c, cfg.MaxBatch, cfg.Queue, cfg.MaxWait, met),
+		admitted:    make(chan struct{}, cfg.Queue+cfg.MaxBatch),
+		decodeSlots: newBudget(int64(cfg.DecodeSlots)), decodeMem: newBudget(cfg.DecodeMemory),
+		allowed: append([]string(nil), cfg.AllowedHosts...)}, nil
 }
 
-// Handler routes the API, the page and the metrics.
-func (s *Server) Handler() http.Handler {
+// Handler routes the API, the page and the metrics, behind the Host and
+// API-key checks.
+func (s *Server) Handler() http.Handler { return s.guard(s.routes()) }
+
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/captions", s.handleCaption)
 	mux.HandleFunc("GET /v1/stream", s.handleStream)
@@ -104,6 +161,8 @@ func (s *Server) Handler() http.Handler {
 // turns 503. In-flight requests still finish; call Close after the HTTP
 // server's own Shutdown.
 func (s *Server) Shutdown() {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
 	s.once.Do(func() { close(s.closing) })
 }
 
@@ -125,7 +184,11 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.allowHost(addr)
+	// Bodies get their own deadlines per request (guardBody) and responses
+	// theirs (handleCaption): a server-wide ReadTimeout or WriteTimeout
+	// would also cut the long-lived WebSocket streams.
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: s.cfg.IdleTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if ready != nil {
@@ -194,7 +257,12 @@ func (s *Server) handleCaption(w http.ResponseWriter, r *http.Request) {
 	defer s.met.inflight.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
-	resp, err := s.caption(ctx, w, r, start)
+	var resp *Response
+	release, err := s.admit()
+	if err == nil {
+		resp, err = s.caption(ctx, w, r, start)
+		release()
+	}
 	code := http.StatusOK
 	if err != nil {
 		var he *httpError
@@ -221,7 +289,7 @@ func (s *Server) caption(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return nil, err
 	}
-	px, err := s.preprocess(data, name)
+	px, err := s.decodeImage(ctx, data, name)
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +305,13 @@ func (s *Server) caption(ctx context.Context, w http.ResponseWriter, r *http.Req
 // It returns the form values that carry options (query, plus multipart
 // fields).
 func (s *Server) readImage(w http.ResponseWriter, r *http.Request) ([]byte, string, map[string][]string, error) {
+	done := s.guardBody(w, r)
+	data, name, form, err := s.readBody(w, r)
+	done(err == nil)
+	return data, name, form, err
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, string, map[string][]string, error) {
 	if r.ContentLength > s.cfg.MaxBody {
 		return nil, "", nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, s.cfg.MaxBody)
 	}
@@ -245,6 +320,10 @@ func (s *Server) readImage(w http.ResponseWriter, r *http.Request) ([]byte, stri
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return errorf(http.StatusRequestEntityTooLarge, "request body exceeds the limit of %d bytes", s.cfg.MaxBody)
+		}
+		if errors.Is(err, errSlowBody) {
+			return errorf(http.StatusRequestTimeout, "%v: the body must arrive within %v, at %d bytes/s or more after the first second",
+				err, s.cfg.BodyTimeout, s.cfg.MinBodyRate)
 		}
 		return errorf(http.StatusBadRequest, "reading the request: %v", err)
 	}
@@ -272,21 +351,11 @@ func (s *Server) readImage(w http.ResponseWriter, r *http.Request) ([]byte, stri
 	return data, "request body", form, nil
 }
 
-// preprocess decodes and prepares an image; bad images are the client's
-// fault (400), decompression bombs are too large (413).
+// preprocess is decodeImage within the request timeout.
 func (s *Server) preprocess(data []byte, name string) ([]float32, error) {
-	im, err := imageproc.Decode(data, name)
-	if err != nil {
-		if errors.Is(err, imageproc.ErrTooManyPixels) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "%v", err)
-		}
-		return nil, errorf(http.StatusBadRequest, "%v (send JPEG, PNG, GIF, BMP or WebP)", err)
-	}
-	px, err := s.c.Pre.Preprocess(im)
-	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "%s: %v", name, err)
-	}
-	return px, nil
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	return s.decodeImage(ctx, data, name)
 }
 
 // await queues one image and waits for its caption.
@@ -308,7 +377,7 @@ func (s *Server) await(ctx context.Context, px []float32, opt generate.Options) 
 			if ctx.Err() != nil {
 				return res, s.timeoutErr(ctx)
 			}
-			return res, res.err
+			return res, computeErr(res.err)
 		}
 		return res, nil
 	case <-ctx.Done():
@@ -342,12 +411,12 @@ func (s *Server) parseOptions(form map[string][]string) (generate.Options, error
 		key    string
 		dst    *int
 		lo, hi int
-	}{{"beam", &o.BeamSize, 1, 16}, {"max_tokens", &o.MaxTokens, 1, maxTok}}
+	}{{"beam", &o.BeamSize, 1, s.cfg.MaxBeam}, {"max_tokens", &o.MaxTokens, 1, min(maxTok, s.cfg.MaxTokens)}}
 	for _, f := range ints {
 		if v := get(f.key); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < f.lo || n > f.hi {
-				return o, errorf(http.StatusBadRequest, "%s %q: want an integer from %d to %d", f.key, v, f.lo, f.hi)
+				return o, errorf(http.StatusBadRequest, "%s %q: want an integer from %d to %d (this server's limit)", f.key, v, f.lo, f.hi)
 			}
 			*f.dst = n
 		}
@@ -359,7 +428,11 @@ func (s *Server) parseOptions(form map[string][]string) (generate.Options, error
 		}
 		o.Temperature = t
 	}
-	return s.c.DecodeOptions(o), nil
+	// The model's own defaults obey the server's caps too.
+	o = s.c.DecodeOptions(o)
+	o.BeamSize = min(o.BeamSize, s.cfg.MaxBeam)
+	o.MaxTokens = min(o.MaxTokens, s.cfg.MaxTokens)
+	return o, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -29,18 +29,15 @@ type StreamMessage struct {
 // from the page), text messages are JSON options ({"strategy": "beam",
 // "beam": "3"}, the same keys as the HTTP API) for the frames after them.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-s.closing:
+	if !s.addStream() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
-	default:
 	}
+	defer s.streams.Done()
 	conn, err := websocket.Accept(w, r, nil) // same-origin only
 	if err != nil {
 		return
 	}
-	s.streams.Add(1)
-	defer s.streams.Done()
 	defer conn.CloseNow()
 	conn.SetReadLimit(s.cfg.MaxBody)
 	ctx, cancel := context.WithCancel(r.Context())
@@ -120,6 +117,21 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// addStream counts a new stream unless the server is shutting down. The
+// check and the count share a lock with Shutdown, so that Close's Wait
+// never runs concurrently with an Add from zero (a WaitGroup misuse).
+func (s *Server) addStream() bool {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	select {
+	case <-s.closing:
+		return false
+	default:
+		s.streams.Add(1)
+		return true
+	}
+}
+
 func (s *Server) streamFrame(ctx context.Context, data []byte, n int, form map[string][]string) StreamMessage {
 	start := time.Now()
 	fail := func(err error) StreamMessage {
@@ -133,12 +145,12 @@ func (s *Server) streamFrame(ctx context.Context, data []byte, n int, form map[s
 	if err != nil {
 		return fail(err)
 	}
-	px, err := s.preprocess(data, "frame")
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	px, err := s.decodeImage(fctx, data, "frame")
 	if err != nil {
 		return fail(err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
 	res, err := s.await(fctx, px, opt)
 	if err != nil {
 		return fail(err)

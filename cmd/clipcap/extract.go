@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clipcap/clipcap/data/datasets"
+	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/extract"
 	"github.com/clipcap/clipcap/internal/torchrt"
 )
@@ -34,6 +35,7 @@ type extractFlags struct {
 	rate                                                           *float64
 	timeout                                                        *time.Duration
 	maxBytes                                                       *int64
+	maxPixels                                                      *int
 }
 
 // newExtractFlags defines the flags; the deploy recipes' test parses their
@@ -71,6 +73,7 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 		rate:        fs.Float64("rate", 0, "with --download: requests per second per host (0: unlimited)"),
 		timeout:     fs.Duration("timeout", 30*time.Second, "with --download: per-request timeout"),
 		maxBytes:    fs.Int64("max-bytes", 32<<20, "with --download: largest accepted image"),
+		maxPixels:   fs.Int("max-pixels", imageproc.UntrustedMaxPixels, "refuse images declaring more pixels, from their header (-1: PIL's limit)"),
 	}
 }
 
@@ -110,7 +113,7 @@ func runExtract(args []string) error {
 	opt := extract.Options{Dataset: *f.dataset, Input: *f.input, Images: *f.images, Split: *f.split, RestvalAsTrain: *f.restval,
 		CLIP: *f.clip, Cache: *f.cache, Out: *f.out, ShardIndex: k, ShardCount: n, ShardSize: *f.shardSize, Batch: *f.batch,
 		Workers: *f.workers, Float16: *f.f16, Limit: *f.limit, Device: dev, Stderr: os.Stderr,
-		Half: *f.half, NoAddPeriod: *f.noAddPeriod}
+		Half: *f.half, NoAddPeriod: *f.noAddPeriod, MaxPixels: *f.maxPixels}
 	if *f.download {
 		opt.Download = &datasets.DownloadOptions{Workers: *f.dlWorkers, PerHost: *f.perHost, Rate: *f.rate,
 			Timeout: *f.timeout, MaxBytes: *f.maxBytes, RetryFailed: *f.retryFailed}

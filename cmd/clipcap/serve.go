@@ -13,7 +13,7 @@ func init() {
 }
 
 func runServe(args []string) error {
-	fs := newFlags("serve", "--model DIR --addr HOST:PORT [--max-batch N] [--max-wait D] [--queue N] [--max-body BYTES] [--timeout D]",
+	fs := newFlags("serve", "--model DIR --addr HOST:PORT [--max-batch N] [--max-wait D] [--queue N] [--max-body BYTES] [--timeout D] [--api-key KEY] [--allowed-hosts H,...] [limits: --help]",
 		"Serve POST /v1/captions (image body or multipart field \"image\"; query/form options\n"+
 			"strategy, beam, temperature, max_tokens), a WebSocket camera stream at /v1/stream,\n"+
 			"the web page at /, /healthz and /metrics. Concurrent requests are batched into one\n"+
@@ -26,6 +26,7 @@ func runServe(args []string) error {
 	queue := fs.Int("queue", 64, "images that may wait; more are answered 429")
 	maxBody := fs.Int64("max-body", 10<<20, "request body limit in bytes (413 beyond)")
 	timeout := fs.Duration("timeout", 0, "per-request limit, queueing included (default 30s; 504 beyond)")
+	lim := serveLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,7 +35,9 @@ func runServe(args []string) error {
 		return err
 	}
 	defer unlock()
-	s, err := serve.New(c, serve.Config{MaxBatch: *maxBatch, MaxWait: *maxWait, Queue: *queue, MaxBody: *maxBody, Timeout: *timeout})
+	cfg := lim.config()
+	cfg.MaxBatch, cfg.MaxWait, cfg.Queue, cfg.MaxBody, cfg.Timeout = *maxBatch, *maxWait, *queue, *maxBody, *timeout
+	s, err := serve.New(c, cfg)
 	if err != nil {
 		return err
 	}

@@ -95,20 +95,16 @@ func (d Decoder) checkSize(w, h int) error {
 }
 
 func (d Decoder) decode(data []byte) (*Image, error) {
-	if len(data) == 0 {
-		return nil, ErrEmpty
+	// Every format's header is read and its size checked here, before any
+	// decoder allocates pixels.
+	if _, err := d.check(data); err != nil {
+		return nil, err
 	}
 	switch sniff(data) {
 	case fmtJPEG:
 		h, err := jpegReadHeader(data)
 		if err != nil {
-			if errors.Is(err, ErrTruncated) {
-				return nil, err
-			}
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-		if err := d.checkSize(h.width, h.height); err != nil {
-			return nil, err
 		}
 		im, err := decodeJPEG(data, h)
 		if err != nil && !errors.Is(err, ErrTruncated) {
@@ -135,23 +131,10 @@ func goDecodeErr(err error) error {
 	return fmt.Errorf("%w: %v", ErrCorrupt, err)
 }
 
-func (d Decoder) configCheck(data []byte, cfg func([]byte) (image.Config, error)) error {
-	c, err := cfg(data)
-	if err != nil {
-		return goDecodeErr(err)
-	}
-	return d.checkSize(c.Width, c.Height)
-}
-
 // decodeWebP: WebP decodes as RGB, or RGBA when the file declares alpha,
 // as in PIL. Lossless files come out of x/image/webp exact; lossy frames
 // are converted from its YUV planes the way libwebp does (webp_yuv.go).
 func (d Decoder) decodeWebP(data []byte) (*Image, error) {
-	if err := d.configCheck(data, func(b []byte) (image.Config, error) {
-		return webp.DecodeConfig(bytes.NewReader(b))
-	}); err != nil {
-		return nil, err
-	}
 	g, err := webp.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, goDecodeErr(err)
@@ -214,11 +197,6 @@ func webpHasAlpha(b []byte) bool {
 // the palette is the matching grey ramp, else P; 32-bit files are RGBA only
 // with a BITFIELDS alpha mask.
 func (d Decoder) decodeBMP(data []byte) (*Image, error) {
-	if err := d.configCheck(data, func(b []byte) (image.Config, error) {
-		return bmp.DecodeConfig(bytes.NewReader(b))
-	}); err != nil {
-		return nil, err
-	}
 	g, err := bmp.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, goDecodeErr(err)

@@ -107,9 +107,6 @@ func (d Decoder) decodeGIF(data []byte) (*Image, error) {
 	}
 	// PIL grows the canvas to hold a frame that extends past the screen.
 	w, ht := max(h.screenW, h.frame.Max.X), max(h.screenH, h.frame.Max.Y)
-	if err := d.checkSize(w, ht); err != nil {
-		return nil, err
-	}
 	g, err := gif.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, goDecodeErr(err)

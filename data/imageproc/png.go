@@ -97,9 +97,6 @@ func (d Decoder) decodePNG(data []byte) (*Image, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: unsupported PNG bit depth %d with colour type %d", ErrCorrupt, h.depth, h.colType)
 	}
-	if err := d.checkSize(h.width, h.height); err != nil {
-		return nil, err
-	}
 	g, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, goDecodeErr(err)
@@ -117,22 +114,9 @@ func (d Decoder) decodePNG(data []byte) (*Image, error) {
 		}
 		return im, nil
 	case ModeI:
-		b := g.Bounds()
-		im := &Image{Mode: ModeI, Width: b.Dx(), Height: b.Dy(), PixI: make([]int32, b.Dx()*b.Dy())}
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				// Grey16, or NRGBA64 (grey replicated) when the file has tRNS.
-				switch c := g.At(x, y).(type) {
-				case color.Gray16:
-					im.PixI[i] = int32(c.Y)
-				case color.NRGBA64:
-					im.PixI[i] = int32(c.R)
-				default:
-					return nil, fmt.Errorf("%w: 16-bit grey PNG decoded as %T", ErrCorrupt, g)
-				}
-				i++
-			}
+		im, ok := greyI(g)
+		if !ok {
+			return nil, fmt.Errorf("%w: 16-bit grey PNG decoded as %T", ErrCorrupt, g)
 		}
 		return im, nil
 	case Mode1, ModeL:
@@ -140,43 +124,23 @@ func (d Decoder) decodePNG(data []byte) (*Image, error) {
 		im.Mode = mode // Go scales 1-bit grey to 0/255 as PIL's mode 1 stores it
 		return im, nil
 	case ModeLA:
-		rgba := fromGo(g, ModeRGBA)
-		im := &Image{Mode: ModeLA, Width: rgba.Width, Height: rgba.Height, Pix: make([]uint8, 2*rgba.Width*rgba.Height)}
-		for i := 0; i < rgba.Width*rgba.Height; i++ {
-			im.Pix[2*i], im.Pix[2*i+1] = rgba.Pix[4*i], rgba.Pix[4*i+3]
-		}
-		return im, nil
+		return fromGo(g, ModeLA), nil
 	}
 	// 16-bit samples are cut to their high byte, like PIL's ";16B" unpackers.
 	return fromGo(g, mode), nil
 }
 
-// fromGo converts a Go image to mode (L, RGB or RGBA) using straight-alpha
-// 8-bit values: the high byte of 16-bit samples, alpha not applied.
+// fromGo converts a Go image to mode (L, LA, RGB or RGBA) using
+// straight-alpha 8-bit values: the high byte of 16-bit samples, alpha not
+// applied. The decoders' own types convert without per-pixel At calls.
 func fromGo(g image.Image, mode Mode) *Image {
+	if im, ok := fastFromGo(g, mode); ok {
+		return im
+	}
 	b := g.Bounds()
 	w, h := b.Dx(), b.Dy()
 	ch := mode.Channels()
 	im := &Image{Mode: mode, Width: w, Height: h, Pix: make([]uint8, w*h*ch)}
-	switch v := g.(type) {
-	case *image.NRGBA:
-		if mode != ModeL {
-			return fromNRGBA(v, mode)
-		}
-	case *image.RGBA:
-		// Go's PNG decoder returns RGBA only for opaque images, so the
-		// premultiplied values equal the straight ones.
-		if mode != ModeL {
-			return fromNRGBA(&image.NRGBA{Pix: v.Pix, Stride: v.Stride, Rect: v.Rect}, mode)
-		}
-	case *image.Gray:
-		if mode == ModeL {
-			for y := 0; y < h; y++ {
-				copy(im.Pix[y*w:(y+1)*w], v.Pix[y*v.Stride:y*v.Stride+w])
-			}
-			return im
-		}
-	}
 	i := 0
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
@@ -201,6 +165,8 @@ func fromGo(g image.Image, mode Mode) *Image {
 			switch mode {
 			case ModeL:
 				im.Pix[i] = r
+			case ModeLA:
+				im.Pix[i], im.Pix[i+1] = r, a
 			case ModeRGB:
 				im.Pix[i], im.Pix[i+1], im.Pix[i+2] = r, gg, bb
 			case ModeRGBA:

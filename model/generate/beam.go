@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"context"
 	"math"
 	"sort"
 
@@ -14,7 +15,7 @@ import (
 // softmax, stopped beams extended by token 0 at no cost and no length, scores
 // ranked by their mean over the beam's length, all in float32 as torch
 // computes them, so the chosen tokens are the original's.
-func beamSearch(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
+func beamSearch(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
 	b := prefix.MustSize()[0]
 	k := int64(opt.BeamSize)
 	v := m.Cfg.VocabSize
@@ -52,6 +53,9 @@ func beamSearch(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error)
 	repT.MustDrop()
 
 	for step := 1; step < opt.MaxTokens && !all(stopped); step++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		last := make([]int64, n)
 		for i, t := range tokens {
 			last[i] = int64(t[len(t)-1])

@@ -5,7 +5,9 @@
 package generate
 
 import (
+	"context"
 	"fmt"
+
 	"github.com/clipcap/clipcap/internal/torchrt"
 
 	"github.com/sugarme/gotch"
@@ -76,6 +78,13 @@ type Result struct {
 // Generate decodes one caption per prefix row. prefix is [B, L, E] (float32,
 // not freed).
 func Generate(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
+	return GenerateContext(context.Background(), m, prefix, opt)
+}
+
+// GenerateContext is Generate that gives up between two decoding steps once
+// ctx is done, returning ctx.Err(): a server stops working for a client
+// that timed out or went away.
+func GenerateContext(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
 	opt = opt.WithDefaults()
 	shape := prefix.MustSize()
 	if len(shape) != 3 || shape[2] != m.Cfg.NEmbd {
@@ -92,9 +101,9 @@ func Generate(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
 	torchrt.NoGrad(func() {
 		switch opt.Strategy {
 		case Greedy, Sample:
-			out, err = stepwise(m, prefix, opt)
+			out, err = stepwise(ctx, m, prefix, opt)
 		case Beam:
-			out, err = beamSearch(m, prefix, opt)
+			out, err = beamSearch(ctx, m, prefix, opt)
 		default:
 			err = fmt.Errorf("generate: unknown strategy %q (greedy, beam or sample)", opt.Strategy)
 		}

@@ -1,6 +1,8 @@
 package generate
 
 import (
+	"context"
+
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
@@ -11,7 +13,7 @@ import (
 // stepwise decodes greedily or by sampling, one token per step for every
 // unfinished row. Rows that finish leave the batch (and the cache), so a
 // batch costs what its unfinished captions cost.
-func stepwise(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
+func stepwise(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
 	b := prefix.MustSize()[0]
 	dev := prefix.MustDevice()
 	dec := newDecoder(m, b, prefix.MustSize()[1]+int64(opt.MaxTokens), opt.NoCache, dev)
@@ -31,6 +33,10 @@ func stepwise(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
 		return nil, err
 	}
 	for step := 0; ; step++ {
+		if err := ctx.Err(); err != nil {
+			logits.MustDrop()
+			return nil, err
+		}
 		scaled, err := proc.Scale(logits)
 		logits.MustDrop()
 		if err != nil {

@@ -1,0 +1,62 @@
+package extract
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+)
+
+// pngDeclaring is a PNG header declaring w x h 16-bit RGBA, with two bytes
+// of pixel data: a downloaded decompression bomb.
+func pngDeclaring(w, h int) []byte {
+	chunk := func(typ string, data []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		b = append(append(b, typ...), data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, 16, 6, 0, 0, 0)
+	out := append([]byte("\x89PNG\r\n\x1a\n"), chunk("IHDR", ihdr)...)
+	return append(out, chunk("IDAT", []byte{0x78, 0x9c})...)
+}
+
+// Images under PIL's pixel limit but over the untrusted one (13000x13000:
+// 169 Mpx, several GB once decoded) are refused from their header.
+func TestExtractRefusesImagesOverMaxPixels(t *testing.T) {
+	root := t.TempDir()
+	model := writeCLIP(t, root, tinyConfig)
+	dir := filepath.Join(root, "imgs")
+	writeImage(t, filepath.Join(dir, "good.png"), 1, 50, 40)
+	if err := os.WriteFile(filepath.Join(dir, "bomb.png"), pngDeclaring(13000, 13000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	input := filepath.Join(dir, "data.jsonl")
+	os.WriteFile(input, []byte("{\"image\": \"bomb.png\", \"caption\": \"b\"}\n{\"image\": \"good.png\", \"caption\": \"g\"}\n"), 0o644)
+	for i, tc := range []struct {
+		max  int
+		want string
+	}{{0, "13000x13000 = 169000000 pixels exceeds limit of 40000000"}, {100, "exceeds limit of 100"}} {
+		out := filepath.Join(root, fmt.Sprint("store", i))
+		sum, err := Run(context.Background(), Options{Dataset: "jsonl", Input: input, CLIP: model, Out: out, Batch: 4,
+			Device: gotch.CPU, Stderr: io.Discard, MaxPixels: tc.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStore(t, out)
+		if tc.max == 0 && (sum.Images != 1 || len(s.Manifest.Rejected) != 1) {
+			t.Fatalf("max %d: summary %+v, rejected %+v", tc.max, sum, s.Manifest.Rejected)
+		}
+		if r := s.Manifest.Rejected[0]; !strings.Contains(r.Reason, tc.want) {
+			t.Errorf("max %d: bomb rejected with %q, want %q", tc.max, r.Reason, tc.want)
+		}
+	}
+}
