@@ -387,3 +387,33 @@ func ensureCLIP(ctx context.Context, model, name string, opt ResolveOptions) err
 	_, err = ResolveCLIP(ctx, name, opt.CacheDir, true)
 	return err
 }
+
+// DownloadOptions for Download.
+type DownloadOptions struct {
+	CacheDir string // weights and models (default download.CacheDir())
+	DataDir  string // datasets (default data/<name>)
+	Mirror   string // released models: a local copy or URL of the checkpoint, tried first
+	KeepZips bool   // datasets: keep the archives after unpacking
+}
+
+// Download fetches one thing by name, whatever it is: a released ClipCap
+// model (downloaded and imported into a model directory), a dataset, or
+// published GPT-2 / CLIP weights. It returns what to tell the user: the
+// directory, or for a dataset the commands to run next.
+func Download(ctx context.Context, name string, o DownloadOptions) (string, error) {
+	if IsReleased(name) {
+		return Released(ctx, name, ResolveOptions{CacheDir: o.CacheDir, Mirror: o.Mirror})
+	}
+	if _, ok := download.LookupDataset(name); ok {
+		next, err := download.FetchDataset(ctx, name, download.DatasetOptions{
+			Options: download.Options{CacheDir: o.CacheDir}, Dir: o.DataDir, KeepZips: o.KeepZips})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s is ready. Next:\n  %s", name, strings.Join(next, "\n  ")), nil
+	}
+	if o.Mirror != "" {
+		return "", fmt.Errorf("--mirror applies to released models (%s), not %s", strings.Join(download.ReleasedNames(), ", "), name)
+	}
+	return download.Fetch(ctx, name, download.Options{CacheDir: o.CacheDir})
+}

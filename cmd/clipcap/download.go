@@ -43,47 +43,19 @@ func runDownload(args []string) error {
 		return tw.Flush()
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return fmt.Errorf("download: name at least one model or dataset (clipcap download --list)")
+		return usagef("name at least one model or dataset (clipcap download --list)")
 	}
 	if *mirror != "" && fs.NArg() != 1 {
-		return fmt.Errorf("--mirror stands for one checkpoint: name one released model")
+		return usagef("--mirror stands for one checkpoint: name one released model")
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	for _, name := range fs.Args() {
-		switch {
-		case caption.IsReleased(name):
-			dir, err := caption.Released(ctx, name, caption.ResolveOptions{CacheDir: *cache, Mirror: *mirror})
-			if err != nil {
-				return err
-			}
-			fmt.Println(dir)
-		case isDataset(name):
-			next, err := download.FetchDataset(ctx, name, download.DatasetOptions{
-				Options: download.Options{CacheDir: *cache}, Dir: *data, KeepZips: *keepZips})
-			if err != nil {
-				return err
-			}
-			fmt.Printf("%s is ready. Next:\n", name)
-			for _, c := range next {
-				fmt.Println("  " + c)
-			}
-		default:
-			if *mirror != "" {
-				return fmt.Errorf("--mirror applies to released models (%s), not %s", strings.Join(download.ReleasedNames(), ", "), name)
-			}
-			dir, err := download.Fetch(ctx, name, download.Options{CacheDir: *cache})
-			if err != nil {
-				return err
-			}
-			fmt.Println(dir)
+		msg, err := caption.Download(ctx, name, caption.DownloadOptions{CacheDir: *cache, DataDir: *data, Mirror: *mirror, KeepZips: *keepZips})
+		if err != nil {
+			return err
 		}
+		fmt.Println(msg)
 	}
 	return nil
-}
-
-func isDataset(name string) bool {
-	_, ok := download.LookupDataset(name)
-	return ok
 }
