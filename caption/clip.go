@@ -3,10 +3,12 @@ package caption
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/data/download"
@@ -146,4 +148,20 @@ func EncodePixels(m *clip.Model, px []float32) (*ts.Tensor, error) {
 	defer x.MustDrop()
 	// Encode moves x to the tower's device and turns autograd off itself.
 	return m.Encode(x)
+}
+
+// LoadCLIP resolves a CLIP argument (name, file or directory; names are
+// downloaded on first use) and loads the tower on dev, in fp16 when half
+// (CUDA only), logging which file and architecture rule were used.
+func LoadCLIP(ctx context.Context, spec, cache string, dev gotch.Device, half bool, log io.Writer) (*clip.Model, error) {
+	path, err := ResolveCLIP(ctx, spec, cache, true)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: half})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "clip: %s: %s, architecture %s\n", path, m.Config.Describe(), m.ArchSource)
+	return m, nil
 }

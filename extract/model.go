@@ -13,12 +13,12 @@ import (
 	"github.com/clipcap/clipcap/model/clip"
 )
 
-// loadCLIP loads --clip (see clip.Resolve) and returns the name the
+// loadCLIP loads --clip (see caption.LoadCLIP) and returns the name the
 // manifest records: a release name ("ViT-B/32") as given, a file by its
 // base name, so shard runs on machines with different mount points still
 // merge.
 func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device, half bool, log io.Writer) (*clip.Model, string, error) {
-	path, err := caption.ResolveCLIP(ctx, spec, cache, true)
+	m, err := caption.LoadCLIP(ctx, spec, cache, dev, half, log)
 	if err != nil {
 		return nil, "", err
 	}
@@ -26,11 +26,6 @@ func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device, half bo
 	if _, err := os.Stat(spec); err == nil {
 		name = filepath.Base(filepath.Clean(spec)) // a file, or a Hugging Face / OpenCLIP directory
 	}
-	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: half})
-	if err != nil {
-		return nil, "", err
-	}
-	fmt.Fprintf(log, "clip: %s: %s, architecture %s\n", path, m.Config.Describe(), m.ArchSource)
 	return m, name, nil
 }
 

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/internal/torchrt"
-	"github.com/clipcap/clipcap/model/clip"
 )
 
 func init() {
@@ -39,7 +37,7 @@ func runEmbed(args []string) error {
 	// --image F... takes every following non-flag argument, so flags may
 	// come after the image list: parse, collect the positionals, resume.
 	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
+		if err := parseFlags(fs, rest); err != nil {
 			return err
 		}
 		rest = fs.Args()
@@ -58,25 +56,20 @@ func runEmbed(args []string) error {
 	case *out == "":
 		return usagef("--out is required")
 	case len(images) == 0:
-		return fmt.Errorf("embed: name at least one --image")
+		return usagef("name at least one --image")
 	case *batch < 1:
-		return fmt.Errorf("embed: --batch must be at least 1, got %d", *batch)
+		return usagef("--batch must be at least 1, got %d", *batch)
 	}
 	dev, err := torchrt.ParseDevice(*device)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	path, err := caption.ResolveCLIP(ctx, *clipArg, *cache, true)
+	m, err := caption.LoadCLIP(ctx, *clipArg, *cache, dev, *half, os.Stderr)
 	if err != nil {
 		return err
 	}
-	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: *half})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "clip: %s: %s, architecture %s\n", path, m.Config.Describe(), m.ArchSource)
 	rows, err := caption.EmbedFiles(ctx, m, images, *batch)
 	if err != nil {
 		return err
