@@ -10,6 +10,8 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/data/datasets"
+	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/model/clip"
 )
 
@@ -31,3 +33,15 @@ func loadCLIP(ctx context.Context, spec, cache string, dev gotch.Device, half bo
 
 // Preprocess names the image transform in the manifest.
 func Preprocess(nPx int64) string { return fmt.Sprintf("clip-pil-bicubic-%d", nPx) }
+
+// What the extract command's flags name, re-exported so the CLI needs only
+// this package.
+var (
+	// Formats are the dataset formats --dataset takes.
+	Formats = datasets.Formats
+	// DefaultMaxPixels is the header pixel cap for images from anywhere.
+	DefaultMaxPixels = imageproc.UntrustedMaxPixels
+)
+
+// DownloadOptions tune --download (the polite image downloader).
+type DownloadOptions = datasets.DownloadOptions

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clipcap/clipcap/data/datasets"
-	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/extract"
 	"github.com/clipcap/clipcap/internal/torchrt"
 )
@@ -48,7 +46,7 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 			"--shard K/N processes the items with index % N == K; merge the N parts with\n"+
 			"--merge. --split filters splits (Karpathy, JSONL) or labels files without one.")
 	return fs, &extractFlags{
-		dataset:     fs.String("dataset", "", "dataset format: "+strings.Join(datasets.Formats, ", ")),
+		dataset:     fs.String("dataset", "", "dataset format: "+strings.Join(extract.Formats, ", ")),
 		input:       fs.String("input", "", "annotation file, TSV, JSONL or image folder"),
 		images:      fs.String("images", "", "images root (default: the input's directory; for train_caption.json, its grandparent)"),
 		clip:        fs.String("clip", "", "OpenAI CLIP model name, weights file or Hugging Face / OpenCLIP directory"),
@@ -73,7 +71,7 @@ func newExtractFlags() (*flag.FlagSet, *extractFlags) {
 		rate:        fs.Float64("rate", 0, "with --download: requests per second per host (0: unlimited)"),
 		timeout:     fs.Duration("timeout", 30*time.Second, "with --download: per-request timeout"),
 		maxBytes:    fs.Int64("max-bytes", 32<<20, "with --download: largest accepted image"),
-		maxPixels:   fs.Int("max-pixels", imageproc.UntrustedMaxPixels, "refuse images declaring more pixels, from their header (-1: PIL's limit)"),
+		maxPixels:   fs.Int("max-pixels", extract.DefaultMaxPixels, "refuse images declaring more pixels, from their header (-1: PIL's limit)"),
 	}
 }
 
@@ -115,7 +113,7 @@ func runExtract(args []string) error {
 		Workers: *f.workers, Float16: *f.f16, Limit: *f.limit, Device: dev, Stderr: os.Stderr,
 		Half: *f.half, NoAddPeriod: *f.noAddPeriod, MaxPixels: *f.maxPixels}
 	if *f.download {
-		opt.Download = &datasets.DownloadOptions{Workers: *f.dlWorkers, PerHost: *f.perHost, Rate: *f.rate,
+		opt.Download = &extract.DownloadOptions{Workers: *f.dlWorkers, PerHost: *f.perHost, Rate: *f.rate,
 			Timeout: *f.timeout, MaxBytes: *f.maxBytes, RetryFailed: *f.retryFailed}
 	}
 	_, err = extract.Run(ctx, opt)

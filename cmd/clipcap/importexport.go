@@ -5,9 +5,6 @@ import (
 	"os"
 
 	"github.com/clipcap/clipcap/caption"
-	"github.com/clipcap/clipcap/data/tokenizer"
-	"github.com/clipcap/clipcap/model/checkpoint"
-	"github.com/clipcap/clipcap/model/mapper"
 	"github.com/clipcap/clipcap/train"
 )
 
@@ -43,38 +40,9 @@ func runImport(args []string) error {
 	if *normalize && *noNormalize {
 		return usagef("--normalize-prefix and --no-normalize-prefix contradict each other")
 	}
-	var err error
-	if *from == "hf-clip" || *from == "openai-clip" {
-		if *ckpt, err = clipDirArg(*ckpt); err != nil {
-			return err
-		}
-	}
-	if *clipFile, err = clipDirArg(*clipFile); err != nil {
-		return err
-	}
-	cfg, err := checkpoint.Import(checkpoint.ImportOptions{From: *from, Checkpoint: *ckpt, Out: *out, GPT2Config: *gpt2Config,
-		CLIPFile: *clipFile, CLIPName: *clipName, NormalizePrefix: *normalize, TokenizerDir: tokenizer.DefaultDir(),
-		Mapper: mapper.Config{Kind: mapper.Kind(*mapping), ClipDim: *clipDim, PrefixLength: *prefixLen, ClipLength: *clipLen, NumLayers: *layers}})
-	if err != nil {
-		return err
-	}
-	if *from == "official" {
-		if w := checkpoint.NormalizeWarning(cfg, *normalize || *noNormalize); w != "" {
-			fmt.Fprintln(os.Stderr, w)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "imported %s %s model (prefix %d, GPT-2 %d layers x %d) into %s\n", *from, cfg.Mapper.Kind,
-		cfg.Mapper.PrefixLength, cfg.GPT2.NLayer, cfg.GPT2.NEmbd, *out)
-	return nil
-}
-
-// clipDirArg turns a Hugging Face / OpenCLIP CLIP directory into its
-// weights file (the loader reads the config beside it); files pass through.
-func clipDirArg(p string) (string, error) {
-	if st, err := os.Stat(p); err == nil && st.IsDir() {
-		return caption.CLIPDirWeights(p)
-	}
-	return p, nil
+	return caption.Import(caption.ImportOptions{From: *from, Checkpoint: *ckpt, Out: *out, GPT2Config: *gpt2Config,
+		CLIPFile: *clipFile, CLIPName: *clipName, NormalizePrefix: *normalize, NormalizeStated: *normalize || *noNormalize,
+		MappingType: *mapping, PrefixLength: *prefixLen, ClipLength: *clipLen, NumLayers: *layers, ClipDim: *clipDim}, os.Stderr)
 }
 
 func runExport(args []string) error {
@@ -97,9 +65,5 @@ func runExport(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	dir, err := caption.ResolveModel(ctx, *model, caption.ResolveOptions{})
-	if err != nil {
-		return err
-	}
-	return checkpoint.Export(dir, *format, *out)
+	return caption.Export(ctx, *model, *format, *out)
 }
