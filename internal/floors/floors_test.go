@@ -1,7 +1,10 @@
 package floors
 
 import (
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,5 +56,33 @@ func TestFloors(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Fatalf("only %d packages matched the rules: is the module path still %q?", checked, module)
+	}
+}
+
+// cmd/ is wiring: no file of it imports more than three project packages
+// (each command calls into one package, plus shared flag helpers).
+func TestCmdFilesAreThin(t *testing.T) {
+	files, err := filepath.Glob("../../cmd/clipcap/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cmd files found: %v", err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var project []string
+		for _, imp := range af.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); strings.HasPrefix(p, module) {
+				project = append(project, strings.TrimPrefix(p, module))
+			}
+		}
+		if len(project) > 3 {
+			t.Errorf("%s imports %d project packages (%s): move the logic into one of them", filepath.Base(f), len(project), strings.Join(project, ", "))
+		}
 	}
 }
