@@ -3,7 +3,6 @@ package tensorfile
 import (
 	"archive/zip"
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/metrics"
@@ -29,13 +28,7 @@ func allocatedBy(f func()) uint64 {
 
 // runPickle runs data through the restricted VM as a torch.save data.pkl
 // would be, with every persistent id resolved to a 16-byte storage.
-func runPickle(data []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-			panic(r) // a panic is the bug; surface it with its stack
-		}
-	}()
+func runPickle(data []byte) error {
 	cache := map[string]*storageRef{}
 	u := &unpickler{
 		name: "test", data: data, resolve: torchResolve(true), call: torchCall,
