@@ -16,3 +16,4 @@ fi
 if [ $# -eq 0 ]; then set -- ./...; fi
 echo "test: go test $*" >&2
 go test -count=1 -timeout 30m "$@"
+if [ "$*" = ./... ] && [ "${FUZZTIME:-15s}" != 0 ]; then scripts/fuzz.sh; fi  # whole suite only; FUZZTIME=0 skips

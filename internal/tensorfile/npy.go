@@ -105,11 +105,35 @@ func DecodeNpy(r io.Reader, size int64) (RawTensor, error) {
 			return RawTensor{}, fmt.Errorf("shape %v needs %d data bytes but only %d remain (truncated?)", shape, n, size-prefix)
 		}
 	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(r, data); err != nil {
+	data, err := readN(r, n, size >= 0)
+	if err != nil {
 		return RawTensor{}, fmt.Errorf("reading %d data bytes: %w (truncated?)", n, err)
 	}
 	return RawTensor{Dtype: dt, Shape: shape, Data: data}, nil
+}
+
+// readN reads exactly n bytes. When n was checked against the input's size
+// it allocates them at once; otherwise the buffer grows with the data that
+// actually arrives, so a header declaring gigabytes over a short stream
+// costs no more than the stream.
+func readN(r io.Reader, n int64, checked bool) ([]byte, error) {
+	if checked || n <= 1<<20 {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(1 << 20)
+	got, err := io.CopyN(&buf, r, n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("got %d bytes: %w", got, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // parseNpyHeader reads the Python dict literal numpy writes, e.g.

@@ -1,6 +1,7 @@
 package tensorfile
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -15,6 +16,14 @@ import (
 // torch.jit.save need. Globals are resolved through an allow-list
 // (pickleCallables); anything else is an error, so a malicious checkpoint
 // cannot run code the way Python's pickle.load would let it.
+
+// Integers beyond these sizes never occur in checkpoints; converting them
+// (big.Int parsing and printing) costs time superlinear in their length.
+// maxLongDigits is CPython's own int/str conversion limit.
+const (
+	maxLongDigits = 4300
+	maxLongBytes  = 1 << 10
+)
 
 // pyList is a Python list (mutable, so a pointer).
 type pyList struct{ items []any }
@@ -110,7 +119,9 @@ func (u *unpickler) read(n int) ([]byte, error) {
 }
 
 func (u *unpickler) readLine() (string, error) {
-	i := strings.IndexByte(string(u.data[u.pos:]), '\n')
+	// bytes, not string(u.data[u.pos:]): converting would copy the rest of
+	// the stream for every text opcode, quadratic in the pickle's size.
+	i := bytes.IndexByte(u.data[u.pos:], '\n')
 	if i < 0 {
 		return "", u.errorf("truncated: unterminated line")
 	}
@@ -121,17 +132,35 @@ func (u *unpickler) readLine() (string, error) {
 
 func (u *unpickler) push(v any) { u.stack = append(u.stack, v) }
 
-func (u *unpickler) pop() (any, error) {
-	if len(u.stack) == 0 || (len(u.marks) > 0 && len(u.stack) <= u.marks[len(u.marks)-1]) {
+// fence is the stack height below which opcodes may not reach: the last
+// MARK, as in CPython's unpickler. Only MARK-consuming opcodes take it away.
+func (u *unpickler) fence() int {
+	if len(u.marks) == 0 {
+		return 0
+	}
+	return u.marks[len(u.marks)-1]
+}
+
+// popN pops the top n items (n small: TUPLE1..3).
+func (u *unpickler) popN(n int) ([]any, error) {
+	if len(u.stack)-u.fence() < n {
 		return nil, u.errorf("stack underflow")
 	}
-	v := u.stack[len(u.stack)-1]
-	u.stack = u.stack[:len(u.stack)-1]
-	return v, nil
+	items := append([]any(nil), u.stack[len(u.stack)-n:]...)
+	u.stack = u.stack[:len(u.stack)-n]
+	return items, nil
+}
+
+func (u *unpickler) pop() (any, error) {
+	v, err := u.popN(1)
+	if err != nil {
+		return nil, err
+	}
+	return v[0], nil
 }
 
 func (u *unpickler) top() (any, error) {
-	if len(u.stack) == 0 {
+	if len(u.stack) <= u.fence() {
 		return nil, u.errorf("stack underflow")
 	}
 	return u.stack[len(u.stack)-1], nil
@@ -144,6 +173,9 @@ func (u *unpickler) popMark() ([]any, error) {
 	}
 	m := u.marks[len(u.marks)-1]
 	u.marks = u.marks[:len(u.marks)-1]
+	if m > len(u.stack) { // cannot happen with the fence checks; never panic
+		return nil, u.errorf("stack underflow below MARK")
+	}
 	items := append([]any(nil), u.stack[m:]...)
 	u.stack = u.stack[:m]
 	return items, nil
@@ -207,7 +239,7 @@ func (u *unpickler) step(op byte) error {
 	case '(': // MARK
 		u.marks = append(u.marks, len(u.stack))
 	case '0': // POP
-		if len(u.stack) > 0 && len(u.marks) > 0 && len(u.stack) == u.marks[len(u.marks)-1] {
+		if len(u.marks) > 0 && len(u.stack) == u.fence() {
 			u.marks = u.marks[:len(u.marks)-1] // popping a MARK itself
 			return nil
 		}
@@ -269,6 +301,9 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		s = strings.TrimSuffix(s, "L")
+		if len(s) > maxLongDigits {
+			return u.errorf("LONG of %d digits is too long (limit %d)", len(s), maxLongDigits)
+		}
 		bi, ok := new(big.Int).SetString(s, 10)
 		if !ok {
 			return u.errorf("bad LONG %q", s)
@@ -288,6 +323,9 @@ func (u *unpickler) step(op byte) error {
 				return err
 			}
 			n = int(int32(binary.LittleEndian.Uint32(b)))
+		}
+		if n > maxLongBytes {
+			return u.errorf("LONG of %d bytes is too long (limit %d)", n, maxLongBytes)
 		}
 		b, err := u.read(n)
 		if err != nil {
@@ -368,13 +406,11 @@ func (u *unpickler) step(op byte) error {
 		}
 		u.push(pyTuple(items))
 	case 0x85, 0x86, 0x87: // TUPLE1..3
-		n := int(op - 0x84)
-		if len(u.stack) < n {
-			return u.errorf("stack underflow")
+		items, err := u.popN(int(op - 0x84))
+		if err != nil {
+			return err
 		}
-		items := append(pyTuple(nil), u.stack[len(u.stack)-n:]...)
-		u.stack = u.stack[:len(u.stack)-n]
-		u.push(items)
+		u.push(pyTuple(items))
 	case '}':
 		u.push(newDict())
 	case 'd': // DICT

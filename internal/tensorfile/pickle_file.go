@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"path"
@@ -53,18 +52,31 @@ func openTorch(p string, wantScript bool) (*TorchFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("torch %s: mmap: %w", p, err)
 	}
-	tf := &TorchFile{path: p, mapping: data}
-	if bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+	tf, err := parseTorch(p, data, wantScript)
+	if err != nil {
+		syscall.Munmap(data)
+		return nil, err
+	}
+	tf.mapping = data
+	return tf, nil
+}
+
+// parseTorch reads a torch file's image in memory; the result refers to
+// data.
+func parseTorch(p string, data []byte, wantScript bool) (*TorchFile, error) {
+	tf := &TorchFile{path: p}
+	var err error
+	switch {
+	case bytes.HasPrefix(data, []byte("PK\x03\x04")):
 		err = tf.readZip(data, wantScript)
-	} else if wantScript {
+	case wantScript:
 		err = fmt.Errorf("not a zip archive, so not a TorchScript file")
-	} else if data[0] == 0x80 {
+	case len(data) > 0 && data[0] == 0x80:
 		err = tf.readLegacy(data)
-	} else {
+	default:
 		err = fmt.Errorf("neither a zip archive nor a pickle stream (tar-based pre-0.4 checkpoints are not supported)")
 	}
 	if err != nil {
-		tf.Close()
 		return nil, fmt.Errorf("torch %s: %w", p, err)
 	}
 	return tf, nil
@@ -136,34 +148,26 @@ func (tf *TorchFile) readZip(data []byte, wantScript bool) error {
 	if err != nil {
 		return err
 	}
-	return tf.collect(obj)
+	return tf.collect(obj, cache, len(pklBytes))
 }
 
-// zipEntryBytes returns an entry's contents: a view into the mapping for
-// stored (uncompressed) entries, which is how torch writes every record, or
-// a decompressed copy otherwise.
+// zipEntryBytes returns a stored (uncompressed) entry's contents as a view
+// into the mapping. torch writes every record stored; a compressed one is
+// refused rather than inflated, since a few kilobytes of deflate can expand
+// to gigabytes.
 func zipEntryBytes(data []byte, zf *zip.File) ([]byte, error) {
-	if zf.Method == zip.Store {
-		off, err := zf.DataOffset()
-		if err != nil {
-			return nil, fmt.Errorf("zip entry %s: %w", zf.Name, err)
-		}
-		n := int64(zf.UncompressedSize64)
-		if off < 0 || n < 0 || off > int64(len(data))-n {
-			return nil, fmt.Errorf("zip entry %s: %d bytes at offset %d run past the end of the file (truncated?)", zf.Name, n, off)
-		}
-		return data[off : off+n : off+n], nil
+	if zf.Method != zip.Store {
+		return nil, fmt.Errorf("zip entry %s is compressed (method %d); torch.save stores entries uncompressed, so the archive was repacked: unzip it and re-zip with -0 (store)", zf.Name, zf.Method)
 	}
-	rc, err := zf.Open()
+	off, err := zf.DataOffset()
 	if err != nil {
 		return nil, fmt.Errorf("zip entry %s: %w", zf.Name, err)
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("zip entry %s: %w", zf.Name, err)
+	n := int64(zf.UncompressedSize64)
+	if off < 0 || n < 0 || off > int64(len(data))-n {
+		return nil, fmt.Errorf("zip entry %s: %d bytes at offset %d run past the end of the file (truncated?)", zf.Name, n, off)
 	}
-	return b, nil
+	return data[off : off+n : off+n], nil
 }
 
 // legacyMagic is the first object of a pre-1.6 torch.save stream.
@@ -243,20 +247,21 @@ func (tf *TorchFile) readLegacy(data []byte) error {
 		s.data = data[pos : pos+int(n*es) : pos+int(n*es)]
 		pos += int(n * es)
 	}
-	return tf.collect(obj)
+	return tf.collect(obj, cache, len(data))
 }
 
 // collect flattens the loaded object and materializes every tensor.
-func (tf *TorchFile) collect(obj any) error {
+func (tf *TorchFile) collect(obj any, storages map[string]*storageRef, pklLen int) error {
 	out := &flatOut{tensors: map[string]*tensorRef{}, values: map[string]any{}}
-	if err := flatten(obj, "", out, map[any]bool{}); err != nil {
+	if err := newFlattener(out, pklLen).walk(obj, ""); err != nil {
 		return err
 	}
+	budget := newGatherBudget(storages)
 	tf.names = out.names
 	tf.values = out.values
 	tf.tensors = make(map[string]RawTensor, len(out.tensors))
 	for _, name := range out.names {
-		t, err := out.tensors[name].materialize()
+		t, err := out.tensors[name].materialize(budget)
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", name, err)
 		}

@@ -2,7 +2,9 @@ package tensorfile
 
 import (
 	"fmt"
+	"math"
 	"math/big"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,6 +119,11 @@ func torchCall(fn any, args []any) (any, error) {
 		}
 		if t, ok := args[1].(pyGlobal); !ok || (t.String() != "torch.Tensor" && t.String() != "torch.nn.parameter.Parameter") {
 			return nil, fmt.Errorf("%s: unsupported tensor type %v", g, args[1])
+		}
+		// torch nests one rebuild function inside; a chain of these would
+		// only recurse.
+		if fg, ok := args[0].(pyGlobal); ok && fg == g {
+			return nil, fmt.Errorf("%s nested in itself", g)
 		}
 		return torchCall(args[0], inner)
 	case "torch.Size":
@@ -249,42 +256,87 @@ func storageFromPid(pid any, cache map[string]*storageRef) (*storageRef, error) 
 	return s, nil
 }
 
+// gatherBudget bounds the bytes a file's tensors may declare in total: a
+// few times the bytes of the storages they view (tied weights view one
+// storage twice), plus gatherSlack for small broadcast views as torch.save
+// writes expand()ed tensors. Without it a few hundred bytes of pickle could
+// declare a 2^33-element view of a one-element storage (stride 0), or
+// thousands of views of one large storage, and every reader downstream
+// would copy them all.
+type gatherBudget struct{ left int64 }
+
+const viewsPerStorage = 4
+
+// gatherSlack is a variable so that fuzzing can make it small.
+var gatherSlack int64 = 64 << 20
+
+func newGatherBudget(storages map[string]*storageRef) *gatherBudget {
+	var total int64
+	for _, s := range storages {
+		total += int64(len(s.data))
+	}
+	return &gatherBudget{left: viewsPerStorage*total + gatherSlack}
+}
+
 // materialize turns a strided view into C-ordered bytes: a sub-slice of the
 // storage when the view is already contiguous (the usual case), a copy
 // gathered element by element otherwise (transposed or sliced tensors).
-func (t *tensorRef) materialize() (RawTensor, error) {
+// Every declared size is checked against the storage and the budget before
+// anything is allocated.
+func (t *tensorRef) materialize(budget *gatherBudget) (RawTensor, error) {
 	st := t.storage
 	es := int64(st.dtype.Size())
 	if st.data == nil && st.numel > 0 {
 		return RawTensor{}, fmt.Errorf("storage %s has no data", st.key)
 	}
 	avail := int64(len(st.data)) / es
-	numel := int64(1)
+	empty := false
 	for i, d := range t.size {
 		if d < 0 || t.stride[i] < 0 {
 			return RawTensor{}, fmt.Errorf("negative size or stride (%v, %v)", t.size, t.stride)
 		}
-		numel *= d
+		empty = empty || d == 0
 	}
 	shape := append([]int64{}, t.size...)
-	if numel == 0 {
+	if empty {
 		return RawTensor{Dtype: st.dtype, Shape: shape, Data: []byte{}}, nil
 	}
-	last := t.offset
+	// The last element the view reaches, in overflow-checked arithmetic.
+	last, overflow := uint64(t.offset), false
 	for i, d := range t.size {
-		last += (d - 1) * t.stride[i]
+		hi, lo := bits.Mul64(uint64(d-1), uint64(t.stride[i]))
+		sum, carry := bits.Add64(last, lo, 0)
+		if hi != 0 || carry != 0 || sum > math.MaxInt64 {
+			overflow = true
+			break
+		}
+		last = sum
 	}
-	if last >= avail {
-		return RawTensor{}, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %d of storage %s with %d elements",
-			t.offset, t.size, t.stride, last, st.key, avail)
+	if overflow || int64(last) >= avail {
+		reach := fmt.Sprint(last)
+		if overflow {
+			reach = "past 2^63"
+		}
+		return RawTensor{}, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %s of storage %s with %d elements",
+			t.offset, t.size, t.stride, reach, st.key, avail)
 	}
+	nbytes, err := checkedByteLen(t.size, int(es))
+	if err != nil {
+		return RawTensor{}, err
+	}
+	if nbytes > budget.left {
+		return RawTensor{}, fmt.Errorf("view (size %v, stride %v) expands storage %s of %d elements to %d bytes, past what is left of this file's budget (%d bytes: %d times its storages plus %d MiB)",
+			t.size, t.stride, st.key, avail, nbytes, budget.left, viewsPerStorage, gatherSlack>>20)
+	}
+	budget.left -= nbytes
+	numel := nbytes / es
 	if isContiguous(t.size, t.stride) {
 		b := st.data[t.offset*es : (t.offset+numel)*es]
 		return RawTensor{Dtype: st.dtype, Shape: shape, Data: b[:len(b):len(b)]}, nil
 	}
 	// Gather: walk the outer dimensions in C order and copy the innermost
 	// dimension element by element with its stride.
-	out := make([]byte, numel*es)
+	out := make([]byte, nbytes)
 	nd := len(t.size)
 	inner, istride := t.size[nd-1], t.stride[nd-1]*es
 	idx := make([]int64, nd-1)
@@ -339,17 +391,46 @@ type flatOut struct {
 	values  map[string]any
 }
 
-// flatten walks a loaded object and collects tensors under dotted names:
+// maxFlattenDepth is Python's default recursion limit: no checkpoint
+// nests containers anywhere near that deep.
+const maxFlattenDepth = 1000
+
+// flattener walks a loaded object and collects tensors under dotted names:
 // nested dicts (a {'state_dict': ...} wrapper, optimizer state), lists and
 // TorchScript module attributes all contribute path components. Plain
 // scalars and strings are kept in values (e.g. 'epoch').
-func flatten(v any, prefix string, out *flatOut, onPath map[any]bool) error {
+//
+// The pickle memo lets a few bytes reference one container many times, so
+// a walk of the object graph could be exponential in the pickle's size (a
+// list holding the previous level twice, forty levels deep) and a deep chain
+// quadratic in names. work bounds the walk: every node costs one unit plus
+// the length of its name, against a budget proportional to the pickle.
+type flattener struct {
+	out    *flatOut
+	onPath map[any]bool
+	work   int64
+	depth  int
+}
+
+func newFlattener(out *flatOut, pklLen int) *flattener {
+	return &flattener{out: out, onPath: map[any]bool{}, work: 1<<20 + 64*int64(pklLen)}
+}
+
+func (f *flattener) walk(v any, prefix string) error {
+	if f.work -= 1 + int64(len(prefix)); f.work < 0 {
+		return fmt.Errorf("%s: the object graph is too large to flatten (shared sub-objects repeat it beyond the pickle's size)", prefix)
+	}
+	if f.depth++; f.depth > maxFlattenDepth {
+		return fmt.Errorf("containers nested too deeply (more than %d levels)", maxFlattenDepth)
+	}
+	defer func() { f.depth-- }()
 	join := func(k string) string {
 		if prefix == "" {
 			return k
 		}
 		return prefix + "." + k
 	}
+	out := f.out
 	switch o := v.(type) {
 	case *tensorRef:
 		if prefix == "" {
@@ -360,45 +441,45 @@ func flatten(v any, prefix string, out *flatOut, onPath map[any]bool) error {
 		}
 		out.tensors[prefix] = o
 	case *pyDict:
-		if onPath[o] {
+		if f.onPath[o] {
 			return nil
 		}
-		onPath[o] = true
-		defer delete(onPath, o)
+		f.onPath[o] = true
+		defer delete(f.onPath, o)
 		for i, k := range o.keys {
 			ks, err := keyString(k)
 			if err != nil {
 				return fmt.Errorf("%s: %w", join("?"), err)
 			}
-			if err := flatten(o.vals[i], join(ks), out, onPath); err != nil {
+			if err := f.walk(o.vals[i], join(ks)); err != nil {
 				return err
 			}
 		}
 	case *pyList:
-		if onPath[o] {
+		if f.onPath[o] {
 			return nil
 		}
-		onPath[o] = true
-		defer delete(onPath, o)
+		f.onPath[o] = true
+		defer delete(f.onPath, o)
 		for i, it := range o.items {
-			if err := flatten(it, join(strconv.Itoa(i)), out, onPath); err != nil {
+			if err := f.walk(it, join(strconv.Itoa(i))); err != nil {
 				return err
 			}
 		}
 	case pyTuple:
 		for i, it := range o {
-			if err := flatten(it, join(strconv.Itoa(i)), out, onPath); err != nil {
+			if err := f.walk(it, join(strconv.Itoa(i))); err != nil {
 				return err
 			}
 		}
 	case *pyObject:
-		if onPath[o] {
+		if f.onPath[o] {
 			return nil
 		}
-		onPath[o] = true
-		defer delete(onPath, o)
+		f.onPath[o] = true
+		defer delete(f.onPath, o)
 		if d, ok := o.state.(*pyDict); ok {
-			return flatten(d, prefix, out, onPath)
+			return f.walk(d, prefix)
 		}
 	case nil, bool, int64, float64, string:
 		if prefix != "" {

@@ -93,16 +93,23 @@ func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	m, err := clipcap.New(cfg.Model, dev)
-	if err != nil {
-		return nil, cfg, err
-	}
 	path := filepath.Join(dir, WeightsFile)
 	src, err := tensorfile.OpenSafetensors(path)
 	if err != nil {
 		return nil, cfg, err
 	}
 	defer src.Close()
+	sh, err := shapes(src)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if err := checkHeld(cfg.Model, sh); err != nil {
+		return nil, cfg, fmt.Errorf("%s: %s declares a model that %w", path, ConfigFile, err)
+	}
+	m, err := clipcap.New(cfg.Model, dev)
+	if err != nil {
+		return nil, cfg, err
+	}
 	unused, err := nn.LoadInto(m.Store, src, path, officialName, nil)
 	if err != nil {
 		return nil, cfg, err

@@ -63,21 +63,76 @@ type OfficialOptions struct {
 	NormalizePrefix bool
 }
 
-// maxIndex returns 1 + the largest i in names "<prefix>.<i>.*".
-func maxIndex(sh map[string][]int64, prefix string) int64 {
-	n := int64(0)
+// maxLayers bounds the layer counts read from tensor names (GPT-2 XL has
+// 48 layers, the official transformer mapper 8): a name such as
+// "gpt.transformer.h.99999999.ln_1.weight" must not make the model allocate
+// a hundred million layers before loading finds the rest missing.
+const maxLayers = 1024
+
+// layerCount returns the number of layers named "<prefix>.<i>.*": indices
+// must run from 0 without gaps and stay under maxLayers, else the error
+// names the tensor that breaks the rule. Components that are not canonical
+// decimal ints are left for the loader to report as unused tensors.
+func layerCount(sh map[string][]int64, prefix string) (int64, error) {
+	example := map[int64]string{} // a tensor of each layer, the first by name
+	top := int64(-1)
 	for name := range sh {
-		if !strings.HasPrefix(name, prefix+".") {
+		rest, ok := strings.CutPrefix(name, prefix+".")
+		if !ok {
 			continue
 		}
-		rest := strings.TrimPrefix(name, prefix+".")
-		if i := strings.IndexByte(rest, '.'); i > 0 {
-			if v, err := strconv.ParseInt(rest[:i], 10, 64); err == nil && v+1 > n {
-				n = v + 1
-			}
+		comp, _, ok := strings.Cut(rest, ".")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(comp, 10, 64)
+		if err != nil || v < 0 || strconv.FormatInt(v, 10) != comp {
+			continue
+		}
+		if e, seen := example[v]; !seen || name < e {
+			example[v] = name
+		}
+		if v > top || (v == top && name < example[top]) {
+			top = v
 		}
 	}
-	return n
+	n := top + 1
+	if n > maxLayers {
+		return 0, fmt.Errorf("tensor %s: layer index %d is beyond the %d layers a checkpoint may have", example[top], top, maxLayers)
+	}
+	if int64(len(example)) != n {
+		missing := int64(0)
+		for ; missing < n; missing++ {
+			if _, ok := example[missing]; !ok {
+				break
+			}
+		}
+		return 0, fmt.Errorf("tensor %s: layer index %d, but no %s.%d.* tensors (layer indices must run from 0 without gaps)", example[top], top, prefix, missing)
+	}
+	return n, nil
+}
+
+// impliedParams counts the weights a configuration allocates, as
+// clipcap.New builds it (float64: the point is to compare absurd sizes
+// without overflow).
+func impliedParams(c clipcap.Config) float64 {
+	g, m := c.GPT2, c.Mapper
+	e, in := float64(g.NEmbd), float64(g.Inner())
+	layerNorm := 2 * e
+	gpt := float64(g.VocabSize)*e + float64(g.NPositions)*e + layerNorm +
+		float64(g.NLayer)*(2*layerNorm+e*3*e+3*e+e*e+e+e*in+in+in*e+e)
+	clip, l := float64(m.ClipDim), float64(m.PrefixLength)
+	var mp float64
+	switch m.Kind {
+	case mapper.MLP:
+		hidden := float64(m.EmbedDim * m.PrefixLength / 2)
+		mp = clip*hidden + hidden + hidden*e*l + e*l
+	case mapper.Transformer:
+		cl := float64(m.ClipLength)
+		mp = clip*cl*e + cl*e + l*e +
+			float64(m.NumLayers)*(2*layerNorm+e*e+e*2*e+e*e+e+e*2*e+2*e+2*e*e+e)
+	}
+	return gpt + mp
 }
 
 // InferOfficial reads a ClipCap configuration from an official checkpoint's
@@ -99,7 +154,11 @@ func InferOfficial(sh map[string][]int64, opt OfficialOptions) (clipcap.Config, 
 	if wpe, ok := sh["gpt.transformer.wpe.weight"]; ok && len(wpe) == 2 {
 		g.NPositions = wpe[0]
 	}
-	g.NLayer = maxIndex(sh, "gpt.transformer.h")
+	n, err := layerCount(sh, "gpt.transformer.h")
+	if err != nil {
+		return c, err
+	}
+	g.NLayer = n
 	if fc, ok := sh["gpt.transformer.h.0.mlp.c_fc.weight"]; ok && len(fc) == 2 && fc[1] != 4*g.NEmbd {
 		g.NInner = fc[1]
 	}
@@ -126,12 +185,40 @@ func InferOfficial(sh map[string][]int64, opt OfficialOptions) (clipcap.Config, 
 			return c, fmt.Errorf("clip_project.linear.weight has %d outputs, not a multiple of GPT-2's width %d", lw[0], e)
 		}
 		m.ClipLength = lw[0] / e
-		m.NumLayers = maxIndex(sh, "clip_project.transformer.layers")
+		if m.NumLayers, err = layerCount(sh, "clip_project.transformer.layers"); err != nil {
+			return c, err
+		}
 	default:
 		return c, fmt.Errorf("not an official ClipCap checkpoint: no clip_project.model.* (MLP) or clip_project.linear.* (transformer) tensors")
 	}
 	c = clipcap.Config{Mapper: m, GPT2: g, NormalizePrefix: opt.NormalizePrefix, FreezeGPT2: m.Kind == mapper.Transformer}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	if err := checkHeld(c, sh); err != nil {
+		return c, fmt.Errorf("the tensor names and shapes imply a model that %w", err)
+	}
+	return c, nil
+}
+
+// checkHeld refuses a configuration that needs more weights than the file
+// holds: every weight is loaded from the file, so such a model could never
+// load, and building it first would allocate whatever the names or the
+// config declare.
+func checkHeld(c clipcap.Config, sh map[string][]int64) error {
+	var held float64
+	for _, s := range sh {
+		n := 1.0
+		for _, d := range s {
+			n *= float64(d)
+		}
+		held += n
+	}
+	if need := impliedParams(c); need > held {
+		return fmt.Errorf("needs %.0f weights (%d GPT-2 layers of width %d, a %s mapper), but the file holds only %.0f",
+			need, c.GPT2.NLayer, c.GPT2.NEmbd, c.Mapper.Kind, held)
+	}
+	return nil
 }
 
 // headsForWidth gives the published GPT-2 head count for a width, else one
