@@ -55,12 +55,16 @@ func distWorker(path string) error {
 		return err
 	}
 	env, ok, err := dist.FromEnv(os.Getenv)
-	if err != nil || !ok {
-		return fmt.Errorf("no job in the environment: %v", err)
+	if err != nil {
+		return err
+	}
+	var opts []Option
+	if ok { // else one worker: the benchmark's baseline
+		opts = append(opts, InJob(env))
 	}
 	var tr *Trainer
 	if spec.Resume != "" {
-		tr, err = Resume(spec.Resume, nil, os.Stderr, InJob(env))
+		tr, err = Resume(spec.Resume, nil, os.Stderr, opts...)
 	} else {
 		c := spec.Config
 		for _, s := range spec.Sets[env.Rank] {
@@ -68,7 +72,7 @@ func distWorker(path string) error {
 				return err
 			}
 		}
-		tr, err = New(c, os.Stderr, InJob(env))
+		tr, err = New(c, os.Stderr, opts...)
 	}
 	if err != nil {
 		return err
@@ -86,7 +90,7 @@ func distWorker(path string) error {
 }
 
 // launch runs spec on n workers with the built-in launcher, one thread each.
-func launch(t *testing.T, n int, spec workerSpec, started func(rank, pid int)) (string, error) {
+func launch(t testing.TB, n int, spec workerSpec, started func(rank, pid int)) (string, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "spec.json")
 	b, _ := json.Marshal(spec)
@@ -312,5 +316,76 @@ func TestDataParallelConfigMismatch(t *testing.T) {
 	}
 	if d := time.Since(begin); d > 30*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// SIGTERM to one worker only: the per-step agreement stops both at the same
+// step and rank 0 checkpoints it. Resuming that checkpoint on one process
+// (another world size) continues at the same sample position and finishes.
+func TestDataParallelStopAgreedAndWorldChange(t *testing.T) {
+	c := distConfig(makeStore(t, 2), t.TempDir())
+	c.CkptEvery = 0
+	var mu sync.Mutex
+	pids := map[int]int{}
+	done := make(chan struct{})
+	var out string
+	var jobErr error
+	go func() {
+		defer close(done)
+		out, jobErr = launch(t, 2, workerSpec{Config: c, StepWait: 200 * time.Millisecond}, func(rank, pid int) {
+			mu.Lock()
+			pids[rank] = pid
+			mu.Unlock()
+		})
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		recs, _ := ReadMetrics(filepath.Join(c.RunDir(), MetricsFile))
+		if len(recs) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no metrics within 2 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	syscall.Kill(pids[1], syscall.SIGTERM)
+	mu.Unlock()
+	<-done
+	if jobErr == nil {
+		t.Fatalf("interrupted job succeeded:\n%s", out)
+	}
+	dir, err := LatestCheckpoint(c.RunDir())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	st, err := readState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, fmt.Sprintf("interrupted at step %d; checkpoint step-%08d saved", st.Step, st.Step)) || st.World != 2 {
+		t.Fatalf("checkpoint %s (step %d, world %d); want rank 0 to stop and save at the same step\n%s", dir, st.Step, st.World, out)
+	}
+	if st.Step%4 == 0 {
+		t.Skipf("stopped at an epoch boundary (step %d): no position inside the epoch to carry over", st.Step)
+	}
+
+	var log bytes.Buffer
+	tr, err := Resume(c.RunDir(), nil, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	// 2 ranks × bs 4 per micro-batch: the same samples are one bs-4
+	// micro-batch per 4 samples on one rank.
+	consumed := (st.Step % 4) * 8
+	want := fmt.Sprintf("continues at sample %d of its shuffle (of %d consumed)", consumed, consumed)
+	if !strings.Contains(log.String(), want) || tr.st.Batch != consumed/4 {
+		t.Fatalf("resume log %q, batch %d; want %q", log.String(), tr.st.Batch, want)
+	}
+	runTrainer(t, tr)
+	if tr.st.Epoch != 3 {
+		t.Fatalf("resumed run ended in epoch %d", tr.st.Epoch)
 	}
 }

@@ -271,6 +271,9 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 				close(stop)
 				return err
 			}
+			if t.afterStep != nil {
+				t.afterStep(t.st.Step)
+			}
 			// One collective per step: the global loss, and whether any rank
 			// was asked to stop, so all stop at the same step.
 			cancelled := 0.0
@@ -284,9 +287,6 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			}
 			loss, stopNow := agreed[0]/float64(t.world()), agreed[1] > 0
 			n *= t.world()
-			if t.afterStep != nil {
-				t.afterStep(t.st.Step)
-			}
 			logLoss, logN, logSamples = logLoss+loss, logN+1, logSamples+n
 			epochLoss, epochN = epochLoss+loss, epochN+1
 			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f lr %.2e", epoch+1, t.Cfg.Epochs, loss, t.lr(t.st.Step-1)))

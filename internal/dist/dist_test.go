@@ -14,7 +14,7 @@ import (
 
 // inProcess runs fn as every rank of a world-size job, one goroutine (on
 // its own OS thread) per rank in this process, over loopback Gloo.
-func inProcess(t *testing.T, world int, timeout time.Duration, fn func(g *Group) error) []error {
+func inProcess(t testing.TB, world int, timeout time.Duration, fn func(g *Group) error) []error {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
