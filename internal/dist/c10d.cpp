@@ -151,6 +151,9 @@ int cc_make_group(cc_group *g, const char *gloo_host, char **err) {
     }
 #ifdef CLIPCAP_NCCL
     if (g->backend == "nccl") {
+      // NCCL applies the timeout only in blocking-wait mode; without it a
+      // lost peer would hang the others instead of failing them.
+      setenv("NCCL_BLOCKING_WAIT", "1", 0);
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = g->timeout;
       g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, g->rank, g->world, opts);
