@@ -176,6 +176,25 @@ func TestDataParallelEquivalence(t *testing.T) {
 			if moved < 1e-3 {
 				t.Fatalf("training moved no parameter by more than %g: the comparison shows nothing", moved)
 			}
+			// Validation batches are split over the ranks and their sums
+			// added: the same validation loss as one process.
+			vals := func(dir string) []float64 {
+				recs, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []float64
+				for _, r := range recs {
+					if r.Type == "val" {
+						out = append(out, *r.ValLoss)
+					}
+				}
+				return out
+			}
+			v1, v2 := vals(one.RunDir()), vals(two.RunDir())
+			if len(v1) != 1 || len(v2) != 1 || math.Abs(v1[0]-v2[0]) > 1e-5*v1[0] {
+				t.Errorf("validation loss: 1 worker %v, 2 workers %v", v1, v2)
+			}
 		})
 	}
 }

@@ -161,22 +161,32 @@ func TestUnreachableMaster(t *testing.T) {
 }
 
 // A rank that leaves mid-job: the other's collective fails and names it.
+// When rank 0 leaves, its rendezvous store goes with it.
 func TestLostRankIsNamed(t *testing.T) {
-	errs := inProcess(t, 2, 5*time.Second, func(g *Group) error {
-		if err := start(g); err != nil {
-			return err
+	for _, c := range []struct {
+		gone int
+		want string
+	}{
+		{1, "lost rank(s) 1 of 2"},
+		{0, "lost rank 0 (its rendezvous store at 127.0.0.1:"},
+	} {
+		errs := inProcess(t, 2, 5*time.Second, func(g *Group) error {
+			if err := start(g); err != nil {
+				return err
+			}
+			if g.Rank == c.gone {
+				return nil // leaves: inProcess closes its group
+			}
+			x := ts.MustOfSlice([]float32{1, 2})
+			return g.AllReduceAvg([]*ts.Tensor{x})
+		})
+		other := 1 - c.gone
+		if errs[c.gone] != nil {
+			t.Fatal(errs[c.gone])
 		}
-		if g.Rank == 1 {
-			return nil // leaves: inProcess closes its group
+		if errs[other] == nil || !strings.Contains(errs[other].Error(), c.want) {
+			t.Errorf("rank %d: %v, want an error containing %q", other, errs[other], c.want)
 		}
-		x := ts.MustOfSlice([]float32{1, 2})
-		return g.AllReduceAvg([]*ts.Tensor{x})
-	})
-	if errs[1] != nil {
-		t.Fatal(errs[1])
-	}
-	if errs[0] == nil || !strings.Contains(errs[0].Error(), "lost rank(s) 1 of 2") {
-		t.Fatalf("rank 0: %v, want an error naming lost rank 1", errs[0])
 	}
 }
 
