@@ -107,8 +107,15 @@ func (l Launch) Run() error {
 	for left := l.N; left > 0; {
 		select {
 		case s := <-sigs:
+			if interrupted {
+				// A second signal: the user does not want to wait for
+				// the checkpoint.
+				fmt.Fprintf(l.Stderr, "launcher: %v again: killing the %d workers\n", s, left)
+				kill(syscall.SIGKILL)
+				continue
+			}
 			interrupted = true
-			fmt.Fprintf(l.Stderr, "launcher: %v: passing it to the %d workers\n", s, left)
+			fmt.Fprintf(l.Stderr, "launcher: %v: passing it to the %d workers (again to kill them)\n", s, left)
 			kill(s.(syscall.Signal))
 		case e := <-exits:
 			left--
@@ -126,7 +133,10 @@ func (l Launch) Run() error {
 			deadline = nil
 		}
 	}
-	if first != nil {
+	switch {
+	case first != nil && interrupted:
+		return fmt.Errorf("interrupted: the workers stopped (rank %d %s); --resume continues from the checkpoint rank 0 saved", first.rank, describe(first.err))
+	case first != nil:
 		return fmt.Errorf("worker rank %d of %d %s", first.rank, l.N, describe(first.err))
 	}
 	return nil
