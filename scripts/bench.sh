@@ -4,7 +4,8 @@
 # roughly 15–25 minutes on 2 cores (most of it in the PyTorch baselines).
 #   scripts/bench.sh                 # everything
 #   ONLY="blas generate" scripts/bench.sh
-# Sections: blas generate train extract score serve. Baselines need Debian's python3-torch,
+# Sections: blas generate train dist extract score serve (dist: data-parallel scaling, all-reduce vs
+# loopback TCP). Baselines need Debian's python3-torch,
 # python3-pil and python3-numpy (scripts/bench.sh installs them when missing); the scoring
 # baseline needs a pycocoevalcap checkout in PYCOCOEVALCAP_DIR (skipped otherwise).
 set -euo pipefail
@@ -20,7 +21,7 @@ if [ -n "${need:-}" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-ONLY=${ONLY:-blas generate train extract score serve}
+ONLY=${ONLY:-blas generate train dist extract score serve}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 rows=()
 row() { rows+=("$(printf '%-44s %14s %14s %8s' "$1" "$2" "$3" "$4")"); }
@@ -63,6 +64,15 @@ if want train; then
   done
   gobench trainmem ./train/ 'BenchmarkLongRunMemory' 1x
   row "train 2000 steps, RSS growth MB" "$(metric "$work/trainmem.txt" BenchmarkLongRunMemory MB-growth)" "-" "-"
+fi
+
+if want dist; then
+  gobench dist ./train/ 'BenchmarkDataParallel$' 1x
+  f=$work/dist.txt; B=BenchmarkDataParallel
+  row "train 2 workers x 1 thread vs 1 x 1, samples/s" "$(metric $f $B 2x1-samples/s)" "$(metric $f $B 1x1-samples/s)" "$(metric $f $B speedup)x"
+  gobench allreduce ./internal/dist/ 'BenchmarkAllReduceGPT2Small$' 3x
+  f=$work/allreduce.txt; B=BenchmarkAllReduceGPT2Small
+  row "all-reduce GPT-2 small grads (498 MB), GB/s" "$(metric $f $B GB/s)" "$(metric $f $B tcp-GB/s)" "$(metric $f $B x-tcp)x"
 fi
 
 if want extract; then

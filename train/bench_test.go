@@ -106,7 +106,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			step := func(bt *Batch) {
 				ch := make(chan batchOrErr, 1)
 				ch <- batchOrErr{b: bt}
-				if _, _, err := tr.optimizerStep(ch); err != nil {
+				if _, _, err := tr.optimizerStep(ch, bt.NTokens); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -150,7 +150,7 @@ func BenchmarkLongRunMemory(b *testing.B) {
 		bt := benchBatches(caps, [][]int{rows}, 512)[0]
 		ch := make(chan batchOrErr, 1)
 		ch <- batchOrErr{b: bt}
-		if _, _, err := tr.optimizerStep(ch); err != nil {
+		if _, _, err := tr.optimizerStep(ch, bt.NTokens); err != nil {
 			b.Fatal(err)
 		}
 		if i == 199 {

@@ -56,6 +56,8 @@ type Config struct {
 	SampleCaptions   int     `yaml:"sample_captions"`    // val captions generated per epoch
 	Dropout          string  `yaml:"dropout"`            // "" = GPT-2 config's; else one value for all GPT-2 dropouts
 	Progress         bool    `yaml:"progress"`           // progress bar on stderr
+	DistBackend      string  `yaml:"dist_backend"`       // data-parallel: "" = nccl on cuda, gloo on cpu
+	DistTimeout      string  `yaml:"dist_timeout"`       // data-parallel: collective/rendezvous timeout ("" = 10m)
 }
 
 // Default is the paper's COCO MLP setting over ViT-B/32 features.
@@ -209,7 +211,7 @@ func (c Config) Validate() error {
 	if _, err := c.dropout(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateDist()
 }
 
 // maxTokensCap is the explicit caption cap, or 0 for "auto".

@@ -18,9 +18,12 @@ func (t *Trainer) ValLoss() (float64, error) {
 	var tokens int
 	var err error
 	nb := 0
-	for s := 0; s < t.Val.Len(); s += t.Cfg.BS {
+	for s := 0; s < t.Val.Len(); s, nb = s+t.Cfg.BS, nb+1 {
 		if t.Cfg.ValBatches > 0 && nb == t.Cfg.ValBatches {
 			break
+		}
+		if nb%t.world() != t.rank() {
+			continue // another rank's batch
 		}
 		rows := make([]int, 0, t.Cfg.BS)
 		for r := s; r < min(s+t.Cfg.BS, t.Val.Len()); r++ {
@@ -44,8 +47,13 @@ func (t *Trainer) ValLoss() (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		nb++
 	}
+	// Every rank took every world-th batch: add up their sums.
+	all, err := t.agree(sum, float64(tokens))
+	if err != nil {
+		return 0, err
+	}
+	sum, tokens = all[0], int(all[1])
 	if tokens == 0 {
 		return 0, fmt.Errorf("validation split has no caption tokens")
 	}
@@ -109,7 +117,7 @@ func sampleRows(d *Dataset, n int) []int {
 }
 
 func (t *Trainer) sampleCaptions(epoch int, now float64) error {
-	if t.Cfg.SampleCaptions == 0 {
+	if t.Cfg.SampleCaptions == 0 || !t.leader() {
 		return nil
 	}
 	d := t.Val

@@ -63,7 +63,12 @@ func openMetrics(runDir string, keepUpTo int, resume bool) (*metricsWriter, erro
 	return &metricsWriter{f: f}, nil
 }
 
+// write appends r; on ranks other than 0 there is no writer and it does
+// nothing.
 func (m *metricsWriter) write(r Record) error {
+	if m == nil {
+		return nil
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

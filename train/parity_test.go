@@ -60,10 +60,11 @@ func TestLossesMatchOriginalLoop(t *testing.T) {
 			for j, id := range c {
 				batch.Tokens[r*batch.T+j], batch.Mask[r*batch.T+j] = int64(id), 1
 			}
+			batch.NTokens += len(c)
 		}
 		ch := make(chan batchOrErr, 1)
 		ch <- batchOrErr{b: batch}
-		loss, _, err := tr.optimizerStep(ch)
+		loss, _, err := tr.optimizerStep(ch, batch.NTokens)
 		if err != nil {
 			t.Fatal(err)
 		}

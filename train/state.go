@@ -27,23 +27,27 @@ const (
 // follows: epoch permutations come from (seed, epoch) and dropout from
 // (seed, micro), so no RNG state needs saving beyond these counters.
 type State struct {
-	Step     int              `json:"step"`      // optimizer steps done
-	Epoch    int              `json:"epoch"`     // current epoch, 0-based
-	Batch    int              `json:"batch"`     // micro-batches of this epoch consumed
-	Micro    int64            `json:"micro"`     // micro-batches consumed in the whole run
-	Elapsed  float64          `json:"elapsed_s"` // training seconds so far
+	Step     int              `json:"step"`                 // optimizer steps done
+	Epoch    int              `json:"epoch"`                // current epoch, 0-based
+	Batch    int              `json:"batch"`                // micro-batches of this epoch consumed
+	Micro    int64            `json:"micro"`                // micro-batches consumed in the whole run (per rank)
+	World    int              `json:"world_size,omitempty"` // ranks that wrote it (0: 1)
+	Elapsed  float64          `json:"elapsed_s"`            // training seconds so far
 	Total    int              `json:"total_steps"`
 	OptSteps map[string]int64 `json:"optimizer_steps"`
 	Config   Config           `json:"config"`
 	RNG      string           `json:"rng"`
 }
 
-const rngNote = "permutation: PCG(seed, epoch+1); dropout: torch.manual_seed(seed+1+micro) per micro-batch"
+const rngNote = "permutation: PCG(seed, epoch+1), global micro-batches dealt out rank-strided; dropout: torch.manual_seed(seed+1+micro*world_size+rank) per micro-batch"
 
 // saveCheckpoint writes a checkpoint atomically: everything goes into a
 // temporary directory (each file fsynced), which is renamed into place;
 // then the latest pointer moves to it and old step checkpoints are pruned.
 func (t *Trainer) saveCheckpoint(name string) error {
+	if !t.leader() {
+		return nil
+	}
 	root := filepath.Join(t.RunDir, CheckpointsDir)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
@@ -64,6 +68,9 @@ func (t *Trainer) saveCheckpoint(name string) error {
 	}
 	st := t.st
 	st.OptSteps, st.Config, st.RNG = steps, t.Cfg, rngNote
+	if t.world() > 1 {
+		st.World = t.world()
+	}
 	data, _ := json.MarshalIndent(st, "", "  ")
 	if err := writeFile(filepath.Join(tmp, StateFile), append(data, '\n')); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clipcap/clipcap/data/featstore"
 	"github.com/clipcap/clipcap/data/tokenizer"
+	"github.com/clipcap/clipcap/internal/dist"
 	"github.com/clipcap/clipcap/internal/progress"
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/checkpoint"
@@ -43,16 +44,21 @@ type Trainer struct {
 	st      State
 	metrics *metricsWriter
 	store   *featstore.Store
+	job     *dist.Env   // the data-parallel job to join (InJob)
+	group   *dist.Group // its process group once joined; nil: one process
 	// afterStep, when set (tests), runs after every optimizer step.
 	afterStep func(step int)
 }
 
 // New prepares a fresh run in cfg.RunDir(), which must not hold checkpoints.
-func New(cfg Config, log io.Writer) (*Trainer, error) {
+func New(cfg Config, log io.Writer, opts ...Option) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, RunDir: cfg.RunDir(), Log: log}
+	for _, o := range opts {
+		o(t)
+	}
 	if _, err := os.Stat(filepath.Join(t.RunDir, LatestFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a run with checkpoints: resume it with --resume, or choose another prefix/out_dir", t.RunDir)
 	}
@@ -65,6 +71,13 @@ func New(cfg Config, log io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	t.attach(m)
+	if err := t.syncWeights(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if !t.leader() {
+		return t, nil
+	}
 	if err := os.MkdirAll(t.RunDir, 0o755); err != nil {
 		t.Close()
 		return nil, err
@@ -83,7 +96,7 @@ func New(cfg Config, log io.Writer) (*Trainer, error) {
 
 // Resume continues the run in runDir from its latest checkpoint, with its
 // saved config plus the key=value overrides in sets.
-func Resume(runDir string, sets []string, log io.Writer) (*Trainer, error) {
+func Resume(runDir string, sets []string, log io.Writer, opts ...Option) (*Trainer, error) {
 	dir, err := LatestCheckpoint(runDir)
 	if err != nil {
 		return nil, err
@@ -102,6 +115,9 @@ func Resume(runDir string, sets []string, log io.Writer) (*Trainer, error) {
 		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, RunDir: runDir, Log: log, st: st}
+	for _, o := range opts {
+		o(t)
+	}
 	if err := t.setup(); err != nil {
 		return nil, err
 	}
@@ -122,6 +138,14 @@ func Resume(runDir string, sets []string, log io.Writer) (*Trainer, error) {
 		t.Close()
 		return nil, err
 	}
+	if err := t.syncWeights(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.worldChange(st.World)
+	if !t.leader() {
+		return t, nil
+	}
 	if t.metrics, err = openMetrics(runDir, st.Step, true); err != nil {
 		t.Close()
 		return nil, err
@@ -134,6 +158,9 @@ func Resume(runDir string, sets []string, log io.Writer) (*Trainer, error) {
 func (t *Trainer) setup() error {
 	var err error
 	if t.dev, err = Device(t.Cfg.Device); err != nil {
+		return err
+	}
+	if err := t.joinJob(); err != nil {
 		return err
 	}
 	if t.Tok, t.tokDir, err = t.Cfg.LoadTokenizer(); err != nil {
@@ -150,10 +177,10 @@ func (t *Trainer) setup() error {
 	if n := t.Train.Dropped; n > 0 {
 		fmt.Fprintf(t.Log, "note: dropped %d empty captions of split %q of %s (no target tokens)\n", n, t.Cfg.TrainSplit, t.Cfg.Data)
 	}
-	if t.Train.Len() < t.Cfg.BS*t.Cfg.GradAccum {
+	if t.Train.Len() < t.Cfg.BS*t.Cfg.GradAccum*t.world() {
 		t.Close()
-		return fmt.Errorf("train_split %q of %s has %d captions, fewer than one optimizer step (bs %d × grad_accum %d)",
-			t.Cfg.TrainSplit, t.Cfg.Data, t.Train.Len(), t.Cfg.BS, t.Cfg.GradAccum)
+		return fmt.Errorf("train_split %q of %s has %d captions, fewer than one optimizer step (bs %d × grad_accum %d × world size %d)",
+			t.Cfg.TrainSplit, t.Cfg.Data, t.Train.Len(), t.Cfg.BS, t.Cfg.GradAccum, t.world())
 	}
 	if t.Cfg.ValSplit != "" {
 		if t.Val, err = NewDataset(t.store, t.Cfg.ValSplit, t.Tok, t.Train.MaxLen); err != nil {
@@ -187,12 +214,13 @@ func (t *Trainer) Close() {
 		t.store.Close()
 		t.store = nil
 	}
+	t.releaseJob()
 }
 
 // stepsPerEpoch is optimizer steps per epoch (drop_last batches, whole
 // accumulation groups).
 func (t *Trainer) stepsPerEpoch() int {
-	return t.Train.Len() / t.Cfg.BS / t.Cfg.GradAccum
+	return t.Train.Len() / (t.Cfg.BS * t.world()) / t.Cfg.GradAccum
 }
 
 // Run trains until the configured epochs are done or ctx is cancelled.
@@ -227,7 +255,8 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 	var logN int
 	for t.st.Epoch < t.Cfg.Epochs {
 		epoch := t.st.Epoch
-		plan := t.Train.Plan(t.Cfg.Seed, epoch, t.Cfg.BS, t.Cfg.BucketByLength)[:spe*t.Cfg.GradAccum]
+		global := t.Train.Plan(t.Cfg.Seed, epoch, t.Cfg.BS*t.world(), t.Cfg.BucketByLength)[:spe*t.Cfg.GradAccum]
+		plan, tokens := rankPlan(global, t.rank(), t.world()), t.Train.stepTokens(global, t.Cfg.GradAccum)
 		stop := make(chan struct{})
 		batches := t.Train.prefetch(plan, t.st.Batch, stop)
 		var epochLoss float64
@@ -237,7 +266,7 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 				close(stop)
 				return nil
 			}
-			loss, n, err := t.optimizerStep(batches)
+			loss, n, err := t.optimizerStep(batches, tokens[t.st.Batch/t.Cfg.GradAccum])
 			if err != nil {
 				close(stop)
 				return err
@@ -245,6 +274,19 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			if t.afterStep != nil {
 				t.afterStep(t.st.Step)
 			}
+			// One collective per step: the global loss, and whether any rank
+			// was asked to stop, so all stop at the same step.
+			cancelled := 0.0
+			if ctx.Err() != nil {
+				cancelled = 1
+			}
+			agreed, err := t.agree(loss, cancelled)
+			if err != nil {
+				close(stop)
+				return err
+			}
+			loss, stopNow := agreed[0]/float64(t.world()), agreed[1] > 0
+			n *= t.world()
 			logLoss, logN, logSamples = logLoss+loss, logN+1, logSamples+n
 			epochLoss, epochN = epochLoss+loss, epochN+1
 			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f lr %.2e", epoch+1, t.Cfg.Epochs, loss, t.lr(t.st.Step-1)))
@@ -267,7 +309,7 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 				}
 			}
 			t.st.Elapsed = elapsed()
-			if ctx.Err() != nil {
+			if stopNow {
 				close(stop)
 				name := fmt.Sprintf("step-%08d", t.st.Step)
 				if err := t.saveCheckpoint(name); err != nil {
@@ -292,8 +334,9 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 }
 
 // optimizerStep runs grad_accum micro-batches and one AdamW step; it
-// returns the mean loss and the number of samples.
-func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error) {
+// returns this rank's part of the step's loss and its number of samples.
+// stepTokens is the number of caption tokens in the step over all ranks.
+func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (float64, int, error) {
 	var total float64
 	n := 0
 	for k := 0; k < t.Cfg.GradAccum; k++ {
@@ -304,16 +347,20 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error)
 		if be.err != nil {
 			return 0, 0, be.err
 		}
-		// Dropout masks depend only on (seed, micro-batch), never on history.
-		ManualSeed(t.Cfg.Seed + 1 + t.st.Micro)
+		// Dropout masks depend only on (seed, micro-batch, rank), never on
+		// history.
+		ManualSeed(t.Cfg.Seed + 1 + t.st.Micro*int64(t.world()) + int64(t.rank()))
 		db := toDevice(be.b, t.dev)
 		loss, err := t.Model.Loss(db.clip, db.tokens, db.mask, true)
 		db.free()
 		if err != nil {
 			return 0, 0, err
 		}
-		if t.Cfg.GradAccum > 1 {
-			loss = loss.MustDivScalar(ts.FloatScalar(float64(t.Cfg.GradAccum)), true)
+		// The step's loss is the sum over its tokens on every rank divided
+		// by their number; the all-reduce averages over ranks, hence ×world.
+		// One micro-batch on one rank: the scale is exactly 1.
+		if scale := float64(db.ntokens*t.world()) / float64(stepTokens); scale != 1 {
+			loss = loss.MustMulScalar(ts.FloatScalar(scale), true)
 		}
 		if err := loss.Backward(); err != nil {
 			loss.MustDrop()
@@ -324,6 +371,9 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error)
 		t.st.Micro++
 		t.st.Batch++
 	}
+	if err := t.reduceGrads(); err != nil {
+		return 0, 0, err
+	}
 	if t.Cfg.GradClip > 0 {
 		ClipGradNorm(t.params, t.Cfg.GradClip)
 	}
@@ -333,8 +383,8 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr) (float64, int, error)
 	if t.st.Step%trimEvery == 0 {
 		releaseFreeMemory()
 	}
-	// With accumulation each micro-batch loss was divided by grad_accum, so
-	// the sum is the mean.
+	// Each micro-batch loss was scaled by its share of the step's tokens, so
+	// the sum over micro-batches (and the mean over ranks) is the step's.
 	return total, n, nil
 }
 

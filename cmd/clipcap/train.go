@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/clipcap/clipcap/train"
@@ -41,6 +40,7 @@ func runTrain(args []string) error {
 	var sets stringList
 	fs.Var(&sets, "set", "override a config key, key=value (repeatable)")
 	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix) from its latest checkpoint")
+	nproc := fs.Int("nproc-per-node", 0, "data-parallel: start N workers on this machine (loopback rendezvous, cores/N threads each)")
 	rest, resume, dir := splitResume(args)
 	if err := fs.Parse(rest); err != nil {
 		return err
@@ -48,10 +48,19 @@ func runTrain(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	if *nproc < 0 {
+		return fmt.Errorf("--nproc-per-node: must be at least 1, got %d", *nproc)
+	}
+	if *nproc > 0 {
+		return launchLocal(*nproc, args)
+	}
+	opts, log, err := jobOptions()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	var t *train.Trainer
-	var err error
 	switch {
 	case resume:
 		if dir == "" {
@@ -64,7 +73,7 @@ func runTrain(args []string) error {
 			}
 			dir = cfg.RunDir()
 		}
-		t, err = train.Resume(dir, sets, os.Stderr)
+		t, err = train.Resume(dir, sets, log, opts...)
 	case *config == "":
 		return usagef("--config is required (presets in configs/)")
 	default:
@@ -72,13 +81,13 @@ func runTrain(args []string) error {
 		if cerr != nil {
 			return cerr
 		}
-		t, err = train.New(cfg, os.Stderr)
+		t, err = train.New(cfg, log, opts...)
 	}
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	fmt.Fprintf(os.Stderr, "run dir %s: %d train captions (max %d tokens), %d trainable parameters\n",
+	fmt.Fprintf(log, "run dir %s: %d train captions (max %d tokens), %d trainable parameters\n",
 		t.RunDir, t.Train.Len(), t.Train.MaxLen, t.Model.Store.NumParams("")-frozen(t))
 	if err := t.Run(ctx); err != nil {
 		return err
@@ -87,7 +96,7 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "done: model dir %s\n", dir)
+	fmt.Fprintf(log, "done: model dir %s\n", dir)
 	return nil
 }
 

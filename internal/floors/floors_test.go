@@ -17,6 +17,7 @@ var rules = map[string][]string{
 	"internal/torchrt":    {""}, // no project package at all
 	"internal/tensorfile": {""},
 	"internal/progress":   {""},
+	"internal/dist":       {""},
 	"model/":              {"data/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
 	"data/":               {"model/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
 	"caption":             {"train", "eval", "extract", "live", "serve", "cmd/", "demo"},

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/clipcap/clipcap/internal/dist"
+	"github.com/clipcap/clipcap/train"
+)
+
+// withoutFlag drops --name VALUE / --name=VALUE from args: the launcher's
+// own flag, which its workers must not see.
+func withoutFlag(args []string, name string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimLeft(args[i], "-")
+		switch {
+		case a == name && strings.HasPrefix(args[i], "-"):
+			i++ // and its value
+		case strings.HasPrefix(a, name+"=") && strings.HasPrefix(args[i], "-"):
+		default:
+			out = append(out, args[i])
+		}
+	}
+	return out
+}
+
+// launchLocal runs `clipcap train args...` on n local workers: rendezvous on
+// loopback, cores/n CPU threads each (CUDA workers take cuda:LOCAL_RANK).
+func launchLocal(n int, args []string) error {
+	if _, inJob, _ := dist.FromEnv(os.Getenv); inJob {
+		return fmt.Errorf("--nproc-per-node: already inside a job (RANK/WORLD_SIZE or SLURM_* are set); drop the flag, the launcher started this process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("--nproc-per-node: cannot find the clipcap binary to start workers: %w", err)
+	}
+	threads := max(1, runtime.NumCPU()/n)
+	if s := os.Getenv("OMP_NUM_THREADS"); s != "" {
+		threads, _ = strconv.Atoi(s) // the user's choice wins
+	}
+	fmt.Fprintf(os.Stderr, "launcher: %d workers, %d CPU threads each\n", n, threads)
+	return dist.Launch{N: n, Cmd: append([]string{exe, "train"}, withoutFlag(args, "nproc-per-node")...), Threads: threads}.Run()
+}
+
+// jobOptions puts this process into the job its environment describes, if
+// any; ranks other than 0 log nothing (their errors still reach stderr).
+func jobOptions() ([]train.Option, io.Writer, error) {
+	env, ok, err := dist.FromEnv(os.Getenv)
+	if err != nil || !ok {
+		return nil, os.Stderr, err
+	}
+	log := io.Writer(os.Stderr)
+	if env.Rank != 0 {
+		log = io.Discard
+	}
+	return []train.Option{train.InJob(env)}, log, nil
+}

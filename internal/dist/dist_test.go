@@ -1,0 +1,197 @@
+package dist
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// inProcess runs fn as every rank of a world-size job, one goroutine (on
+// its own OS thread) per rank in this process, over loopback Gloo.
+func inProcess(t testing.TB, world int, timeout time.Duration, fn func(g *Group) error) []error {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, world)
+	var wg sync.WaitGroup
+	for r := 0; r < world; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			g, err := Init(Env{Rank: r, World: world, Addr: "127.0.0.1", Port: port}, "gloo", timeout)
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer g.Close()
+			errs[r] = fn(g)
+		}(r)
+	}
+	wg.Wait()
+	return errs
+}
+
+func start(g *Group) error {
+	if err := g.Agree([]byte("same"), func(a, b []byte) string { return "" }); err != nil {
+		return err
+	}
+	return g.Start("127.0.0.1")
+}
+
+// Rank r's tensors hold r+1 times a pattern: the mean over 3 ranks is twice
+// the pattern. Tiny buckets put several tensors per bucket, and a tensor
+// larger than a bucket in one of its own; one tensor is non-contiguous.
+func TestAllReduceAvgAndBroadcast(t *testing.T) {
+	shapes := [][]int64{{3}, {2, 5}, {40}, {1}, {4, 4}}
+	pattern := func(i int) []float32 {
+		n := int64(1)
+		for _, d := range shapes[i] {
+			n *= d
+		}
+		v := make([]float32, n)
+		for j := range v {
+			v[j] = float32(i*100+j) + 0.25
+		}
+		return v
+	}
+	const world = 3
+	results := make([][][]float64, world)
+	bcast := make([][]float64, world)
+	errs := inProcess(t, world, 20*time.Second, func(g *Group) error {
+		if err := start(g); err != nil {
+			return err
+		}
+		g.BucketBytes = 64 // 16 floats
+		var tensors []*ts.Tensor
+		for i := range shapes {
+			x := ts.MustOfSlice(pattern(i)).MustView(shapes[i], true).MustMulScalar(ts.FloatScalar(float64(g.Rank+1)), true)
+			if i == 4 {
+				x = x.MustTranspose(0, 1, true) // a view: not contiguous
+			}
+			tensors = append(tensors, x)
+		}
+		if err := g.AllReduceAvg(tensors); err != nil {
+			return err
+		}
+		for _, x := range tensors {
+			if x == tensors[4] {
+				x = x.MustTranspose(0, 1, false)
+			}
+			results[g.Rank] = append(results[g.Rank], x.Float64Values(false))
+		}
+		b := ts.MustOfSlice([]float32{float32(g.Rank), 7, float32(g.Rank * 2)})
+		if err := g.Broadcast([]*ts.Tensor{b}, 1); err != nil {
+			return err
+		}
+		bcast[g.Rank] = b.Float64Values(false)
+		return g.Barrier()
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	for r := 0; r < world; r++ {
+		for i := range shapes {
+			want := pattern(i)
+			for j, w := range want {
+				if got := results[r][i][j]; math.Abs(got-2*float64(w)) > 1e-5*math.Abs(2*float64(w)) {
+					t.Fatalf("rank %d tensor %d [%d] = %v, want %v", r, i, j, got, 2*w)
+				}
+			}
+		}
+		if fmt.Sprint(bcast[r]) != "[1 7 2]" {
+			t.Errorf("rank %d after broadcast from rank 1: %v", r, bcast[r])
+		}
+	}
+}
+
+func TestAgreeNamesTheDifferingRank(t *testing.T) {
+	errs := inProcess(t, 3, 20*time.Second, func(g *Group) error {
+		v := "bs: 4"
+		if g.Rank == 2 {
+			v = "bs: 8"
+		}
+		return g.Agree([]byte(v), func(a, b []byte) string { return string(a) + " vs " + string(b) })
+	})
+	for r, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "rank 2's config differs from rank 0's (bs: 4 vs bs: 8)") {
+			t.Errorf("rank %d: error %v, want one naming rank 2 and the difference", r, err)
+		}
+	}
+}
+
+func TestMissingRankIsNamed(t *testing.T) {
+	port, _ := freePort()
+	begin := time.Now()
+	g, err := Init(Env{Rank: 0, World: 2, Addr: "127.0.0.1", Port: port}, "gloo", 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	err = g.Agree([]byte("x"), nil)
+	if err == nil || !strings.Contains(err.Error(), "rank(s) 1 of 2 did not join") {
+		t.Fatalf("error %v, want one naming the missing rank 1", err)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("took %v with a 1.5 s timeout", d)
+	}
+}
+
+func TestUnreachableMaster(t *testing.T) {
+	port, _ := freePort() // nothing listens there
+	begin := time.Now()
+	_, err := Init(Env{Rank: 1, World: 2, Addr: "127.0.0.1", Port: port}, "gloo", 1500*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("could not reach the rendezvous store at 127.0.0.1:%d", port)) {
+		t.Fatalf("error %v, want one naming the address", err)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("took %v with a 1.5 s timeout", d)
+	}
+}
+
+// A rank that leaves mid-job: the other's collective fails and names it.
+// When rank 0 leaves, its rendezvous store goes with it.
+func TestLostRankIsNamed(t *testing.T) {
+	for _, c := range []struct {
+		gone int
+		want string
+	}{
+		{1, "lost rank(s) 1 of 2"},
+		{0, "lost rank 0 (its rendezvous store at 127.0.0.1:"},
+	} {
+		errs := inProcess(t, 2, 5*time.Second, func(g *Group) error {
+			if err := start(g); err != nil {
+				return err
+			}
+			if g.Rank == c.gone {
+				return nil // leaves: inProcess closes its group
+			}
+			x := ts.MustOfSlice([]float32{1, 2})
+			return g.AllReduceAvg([]*ts.Tensor{x})
+		})
+		other := 1 - c.gone
+		if errs[c.gone] != nil {
+			t.Fatal(errs[c.gone])
+		}
+		if errs[other] == nil || !strings.Contains(errs[other].Error(), c.want) {
+			t.Errorf("rank %d: %v, want an error containing %q", other, errs[other], c.want)
+		}
+	}
+}
+
+func TestInitRejectsZeroTimeout(t *testing.T) {
+	if _, err := Init(Env{Rank: 0, World: 2, Addr: "127.0.0.1", Port: 1}, "gloo", 0); err == nil || !strings.Contains(err.Error(), "dist_timeout") {
+		t.Fatalf("error %v", err)
+	}
+}
