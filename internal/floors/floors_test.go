@@ -18,7 +18,6 @@ var rules = map[string][]string{
 	"internal/tensorfile": {""},
 	"internal/progress":   {""},
 	"internal/dist":       {""},
-	"internal/dist":       {""},
 	"model/":              {"data/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
 	"data/":               {"model/", "caption", "train", "eval", "extract", "live", "serve", "cmd/", "demo", "internal/doctor"},
 	"caption":             {"train", "eval", "extract", "live", "serve", "cmd/", "demo"},
