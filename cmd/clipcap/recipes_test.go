@@ -26,10 +26,11 @@ func helpFlags(t *testing.T, name string) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := os.Stderr
-	os.Stderr = f
+	// Help goes to stdout (or stderr, for commands that print it there).
+	stdout, stderr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = f, f
 	rc := run([]string{name, "--help"})
-	os.Stderr = stderr
+	os.Stdout, os.Stderr = stdout, stderr
 	f.Close()
 	if rc != 0 {
 		t.Fatalf("clipcap %s --help exited %d", name, rc)
