@@ -62,6 +62,12 @@ if want train; then
     py=$(sed -n 's/.*"samples_per_s": *\([0-9.eE+-]*\).*/\1/p' "$work/train-$kind.json" | tail -n 1)
     row "train $kind, batch 40, samples/s" "$ours" "$py" "$(ratio "$ours" "$py")"
   done
+  # precision: bf16 (bfloat16 matrix products, fp32 masters) against fp32, same run.
+  for kind in mlp transformer; do
+    sps() { awk -v k="$1" '$1 ~ "BenchmarkTrainStep/"k"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == "samples/s") { print $i; exit } }' "$work/train.txt"; }
+    bf=$(sps "$kind-bf16"); fp=$(sps "$kind")
+    row "train $kind bf16 vs fp32, samples/s" "$bf" "$fp" "$(ratio "$bf" "$fp")"
+  done
   gobench trainmem ./train/ 'BenchmarkLongRunMemory' 1x
   row "train 2000 steps, RSS growth MB" "$(metric "$work/trainmem.txt" BenchmarkLongRunMemory MB-growth)" "-" "-"
 fi

@@ -79,13 +79,16 @@ func benchTrainer(b *testing.B, c Config) *Trainer {
 // testdata/bench_train.py (scripts/bench_train.sh runs both).
 func BenchmarkTrainStep(b *testing.B) {
 	for _, v := range []struct {
-		name   string
-		kind   string
-		bucket bool
-	}{{"mlp", "mlp", false}, {"mlp-bucketed", "mlp", true}, {"transformer", "transformer", false}} {
+		name      string
+		kind      string
+		bucket    bool
+		precision string
+	}{{"mlp", "mlp", false, "fp32"}, {"mlp-bucketed", "mlp", true, "fp32"}, {"transformer", "transformer", false, "fp32"},
+		{"mlp-bf16", "mlp", false, "bf16"}, {"transformer-bf16", "transformer", false, "bf16"}} {
 		b.Run(v.name, func(b *testing.B) {
 			c := Default()
 			c.GPT2, c.GPT2Random, c.GradAccum, c.MappingType = "gpt2", true, 1, v.kind
+			c.Precision = v.precision
 			if v.kind == "transformer" {
 				c.PrefixLength, c.PrefixLengthClip, c.NumLayers, c.OnlyPrefix = 40, 40, 8, true
 			}

@@ -58,6 +58,12 @@ type Config struct {
 	Progress         bool    `yaml:"progress"`           // progress bar on stderr
 	DistBackend      string  `yaml:"dist_backend"`       // data-parallel: "" = nccl on cuda, gloo on cpu
 	DistTimeout      string  `yaml:"dist_timeout"`       // data-parallel: collective/rendezvous timeout ("" = 10m)
+	InitFrom         string  `yaml:"init_from"`          // model dir (or run dir) to start from; its model keys win
+	Precision        string  `yaml:"precision"`          // fp32 | bf16 | fp16 (CUDA): matmul precision, fp32 master weights
+
+	// given holds the keys the YAML file or --set named, so init_from can
+	// tell a key set to its default from one left alone.
+	given map[string]bool
 }
 
 // Default is the paper's COCO MLP setting over ViT-B/32 features.
@@ -67,7 +73,7 @@ func Default() Config {
 		PrefixLength: 10, PrefixLengthClip: 10, BS: 40, MappingType: "mlp", NumLayers: 8,
 		LR: 2e-5, WarmupSteps: 5000, Seed: 0, Device: "cpu", GPT2: "gpt2", GPT2Config: "",
 		GradAccum: 1, TrainSplit: "train", ValSplit: "val", ValBatches: 50, LogEvery: 10,
-		KeepLast: 3, MaxTokens: "auto", SampleCaptions: 4, Progress: true,
+		KeepLast: 3, MaxTokens: "auto", SampleCaptions: 4, Progress: true, Precision: "fp32",
 	}
 }
 
@@ -85,6 +91,7 @@ func LoadConfig(path string, sets []string) (Config, error) {
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 			return c, fmt.Errorf("config %s: %s", path, nameKeys(data, err))
 		}
+		c.markGiven(data)
 	}
 	for _, s := range sets {
 		if err := c.Set(s); err != nil {
@@ -105,7 +112,9 @@ func Keys() []string {
 	t := reflect.TypeOf(Config{})
 	var out []string
 	for i := 0; i < t.NumField(); i++ {
-		out = append(out, t.Field(i).Tag.Get("yaml"))
+		if k := t.Field(i).Tag.Get("yaml"); k != "" {
+			out = append(out, k)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -124,6 +133,7 @@ func (c *Config) Set(kv string) error {
 		if t.Field(i).Tag.Get("yaml") != key {
 			continue
 		}
+		c.markKey(key)
 		f := v.Field(i)
 		switch f.Kind() {
 		case reflect.String:
@@ -204,6 +214,9 @@ func (c Config) Validate() error {
 		return bad("keep_last", "must be >= 0, got %d", c.KeepLast)
 	case c.SampleCaptions < 0:
 		return bad("sample_captions", "must be >= 0, got %d", c.SampleCaptions)
+	}
+	if err := c.validatePrecision(); err != nil {
+		return err
 	}
 	if _, err := c.maxTokensCap(); err != nil {
 		return err

@@ -126,8 +126,12 @@ func (c Config) ModelConfig(clipDim int64) (clipcap.Config, error) {
 }
 
 // NewModel builds the run's initial model: libtorch seeded with seed, the
-// mapper randomly initialized, GPT-2 from HF weights unless gpt2_random.
+// mapper randomly initialized, GPT-2 from HF weights unless gpt2_random;
+// with init_from, the model directory's model.
 func (c Config) NewModel(clipDim int64, dev gotch.Device) (*clipcap.Model, error) {
+	if c.InitFrom != "" {
+		return c.newFromInit(clipDim, dev)
+	}
 	mc, err := c.ModelConfig(clipDim)
 	if err != nil {
 		return nil, err

@@ -37,6 +37,9 @@ type State struct {
 	OptSteps map[string]int64 `json:"optimizer_steps"`
 	Config   Config           `json:"config"`
 	RNG      string           `json:"rng"`
+	// fp16's loss scaler (precision.go), so a resume continues its scale.
+	LossScale     float64 `json:"loss_scale,omitempty"`
+	LossScaleGood int     `json:"loss_scale_good_steps,omitempty"`
 }
 
 const rngNote = "permutation: PCG(seed, epoch+1), global micro-batches dealt out rank-strided; dropout: torch.manual_seed(seed+1+micro*world_size+rank) per micro-batch"
@@ -70,6 +73,9 @@ func (t *Trainer) saveCheckpoint(name string) error {
 	st.OptSteps, st.Config, st.RNG = steps, t.Cfg, rngNote
 	if t.world() > 1 {
 		st.World = t.world()
+	}
+	if t.scaler != nil {
+		st.LossScale, st.LossScaleGood = t.scaler.scale, t.scaler.good
 	}
 	data, _ := json.MarshalIndent(st, "", "  ")
 	if err := writeFile(filepath.Join(tmp, StateFile), append(data, '\n')); err != nil {

@@ -46,6 +46,7 @@ type Trainer struct {
 	store   *featstore.Store
 	job     *dist.Env   // the data-parallel job to join (InJob)
 	group   *dist.Group // its process group once joined; nil: one process
+	scaler  *lossScaler // fp16's dynamic loss scaling; nil otherwise
 	// afterStep, when set (tests), runs after every optimizer step.
 	afterStep func(step int)
 }
@@ -53,6 +54,10 @@ type Trainer struct {
 // New prepares a fresh run in cfg.RunDir(), which must not hold checkpoints.
 func New(cfg Config, log io.Writer, opts ...Option) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := cfg.resolveInitFrom()
+	if err != nil {
 		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, RunDir: cfg.RunDir(), Log: log}
@@ -66,6 +71,9 @@ func New(cfg Config, log io.Writer, opts ...Option) (*Trainer, error) {
 		return nil, err
 	}
 	m, err := cfg.NewModel(int64(t.store.Dim()), t.dev)
+	if err == nil {
+		err = checkVocab(t.Tok.VocabSize(), m, cfg.Tokenizer)
+	}
 	if err != nil {
 		t.Close()
 		return nil, err
@@ -202,6 +210,10 @@ func (t *Trainer) attach(m *clipcap.Model) {
 	t.Model = m
 	t.params = m.Store.Trainable()
 	t.Opt = NewAdamW(t.params, t.Cfg.WeightDecay)
+	m.Store.SetAutocast(t.Cfg.computeDType())
+	if t.Cfg.Precision == "fp16" {
+		t.scaler = newLossScaler(t.st.LossScale, t.st.LossScaleGood)
+	}
 }
 
 // Close releases the store and the metrics file.
@@ -362,11 +374,12 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 		if scale := float64(db.ntokens*t.world()) / float64(stepTokens); scale != 1 {
 			loss = loss.MustMulScalar(ts.FloatScalar(scale), true)
 		}
+		loss = t.scaler.scaleLoss(loss)
 		if err := loss.Backward(); err != nil {
 			loss.MustDrop()
 			return 0, 0, fmt.Errorf("backward: %w", err)
 		}
-		total += loss.Float64Values(true)[0]
+		total += loss.Float64Values(true)[0] / t.scaler.factor()
 		n += be.b.B
 		t.st.Micro++
 		t.st.Batch++
@@ -374,10 +387,16 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 	if err := t.reduceGrads(); err != nil {
 		return 0, 0, err
 	}
-	if t.Cfg.GradClip > 0 {
-		ClipGradNorm(t.params, t.Cfg.GradClip)
+	// The reduced gradients are the same on every rank, so every rank
+	// makes the same decision to step or to skip.
+	if t.scaler.unscale(t.params) {
+		if t.Cfg.GradClip > 0 {
+			ClipGradNorm(t.params, t.Cfg.GradClip)
+		}
+		t.Opt.Step(t.lr(t.st.Step))
+	} else {
+		fmt.Fprintf(t.Log, "fp16: step %d has inf/NaN gradients: skipped, loss scale now %g\n", t.st.Step+1, t.scaler.scale)
 	}
-	t.Opt.Step(t.lr(t.st.Step))
 	ZeroGrad(t.params)
 	t.st.Step++
 	if t.st.Step%trimEvery == 0 {

@@ -39,7 +39,7 @@ func runTrain(args []string) error {
 	config := fs.String("config", "", "training config (YAML; presets in configs/)")
 	var sets stringList
 	fs.Var(&sets, "set", "override a config key, key=value (repeatable)")
-	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix) from its latest checkpoint")
+	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix, started when it has no checkpoint yet) from its latest checkpoint")
 	nproc := fs.Int("nproc-per-node", 0, "data-parallel: start N workers on this machine (loopback rendezvous, cores/N threads each)")
 	rest, resume, dir := splitResume(args)
 	if err := fs.Parse(rest); err != nil {
@@ -67,11 +67,14 @@ func runTrain(args []string) error {
 			if *config == "" {
 				return fmt.Errorf("--resume needs a RUN_DIR or --config")
 			}
-			cfg, err := train.LoadConfig(*config, sets)
-			if err != nil {
-				return err
+			cfg, cerr := train.LoadConfig(*config, sets)
+			if cerr != nil {
+				return cerr
 			}
-			dir = cfg.RunDir()
+			// The config names the run: a restartable job resumes it, or
+			// starts it on its first start.
+			t, err = train.ResumeOrNew(cfg, sets, log, opts...)
+			break
 		}
 		t, err = train.Resume(dir, sets, log, opts...)
 	case *config == "":

@@ -93,31 +93,39 @@ func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
+	m, err := LoadAs(dir, cfg.Model, dev)
+	return m, cfg, err
+}
+
+// LoadAs reads the weights of the model directory dir into a model built
+// from mc, which must have the directory's shapes: training from a model
+// directory changes what does not shape weights (dropout, freezing).
+func LoadAs(dir string, mc clipcap.Config, dev gotch.Device) (*clipcap.Model, error) {
 	path := filepath.Join(dir, WeightsFile)
 	src, err := tensorfile.OpenSafetensors(path)
 	if err != nil {
-		return nil, cfg, err
+		return nil, err
 	}
 	defer src.Close()
 	sh, err := shapes(src)
 	if err != nil {
-		return nil, cfg, err
+		return nil, err
 	}
-	if err := checkHeld(cfg.Model, sh); err != nil {
-		return nil, cfg, fmt.Errorf("%s: %s declares a model that %w", path, ConfigFile, err)
+	if err := checkHeld(mc, sh); err != nil {
+		return nil, fmt.Errorf("%s: %s declares a model that %w", path, ConfigFile, err)
 	}
-	m, err := clipcap.New(cfg.Model, dev)
+	m, err := clipcap.New(mc, dev)
 	if err != nil {
-		return nil, cfg, err
+		return nil, err
 	}
 	unused, err := nn.LoadInto(m.Store, src, path, officialName, nil)
 	if err != nil {
-		return nil, cfg, err
+		return nil, err
 	}
 	if len(unused) > 0 {
-		return nil, cfg, fmt.Errorf("%s: tensors the model has no place for: %v", path, head(unused, 5))
+		return nil, fmt.Errorf("%s: tensors the model has no place for: %v", path, head(unused, 5))
 	}
-	return m, cfg, nil
+	return m, nil
 }
 
 // StateDict returns every parameter as raw float32 tensors under the

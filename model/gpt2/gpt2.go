@@ -18,6 +18,7 @@ type Model struct {
 	WTE, WPE *ts.Tensor
 	Blocks   []*Block
 	LnF      *nn.LayerNorm
+	store    *nn.Store // autocast setting of the LM head and attention products
 }
 
 // Block is one transformer layer, h.{i}.
@@ -26,6 +27,7 @@ type Block struct {
 	Attn, Proj   *nn.Conv1D // attn.c_attn, attn.c_proj
 	Fc, MlpProj  *nn.Conv1D // mlp.c_fc, mlp.c_proj
 	heads, width int64
+	store        *nn.Store
 }
 
 // New creates the model's parameters under p.Sub("transformer"), initialized
@@ -38,9 +40,10 @@ func New(p nn.Path, cfg Config) (*Model, error) {
 	std := cfg.InitializerRange
 	projStd := std / math.Sqrt(2*float64(cfg.NLayer))
 	m := &Model{
-		Cfg: cfg,
-		WTE: tp.Sub("wte").Param("weight", nn.Normal{Std: std}, cfg.VocabSize, cfg.NEmbd),
-		WPE: tp.Sub("wpe").Param("weight", nn.Normal{Std: std}, cfg.NPositions, cfg.NEmbd),
+		Cfg:   cfg,
+		WTE:   tp.Sub("wte").Param("weight", nn.Normal{Std: std}, cfg.VocabSize, cfg.NEmbd),
+		WPE:   tp.Sub("wpe").Param("weight", nn.Normal{Std: std}, cfg.NPositions, cfg.NEmbd),
+		store: p.Store(),
 	}
 	for i := int64(0); i < cfg.NLayer; i++ {
 		hp := tp.Sub("h").Sub(fmt.Sprint(i))
@@ -53,6 +56,7 @@ func New(p nn.Path, cfg Config) (*Model, error) {
 			MlpProj: nn.NewConv1D(hp.Sub("mlp").Sub("c_proj"), cfg.Inner(), cfg.NEmbd, projStd),
 			heads:   cfg.NHead,
 			width:   cfg.NEmbd,
+			store:   p.Store(),
 		})
 	}
 	m.LnF = nn.NewLayerNorm(tp.Sub("ln_f"), cfg.NEmbd, cfg.LayerNormEps)
@@ -162,6 +166,11 @@ func (m *Model) Forward(embeds, mask *ts.Tensor, cache *Cache, train bool) (*ts.
 // LM head: [B, T, vocab]. hidden is not freed.
 func (m *Model) Logits(hidden *ts.Tensor) *ts.Tensor {
 	shape := hidden.MustSize()
+	if m.store.Autocast() != gotch.Float {
+		wt := m.WTE.MustT(false)
+		defer wt.MustDrop()
+		return m.store.Matmul(hidden, wt)
+	}
 	if shape[0]*shape[1] == 1 {
 		// One position (batch-1 decoding): gemv over wte is about twice as
 		// fast as a one-row gemm, which packs the whole matrix first.
@@ -244,7 +253,8 @@ func (blk *Block) forward(x, bias, ck, cv *ts.Tensor, past int64, cfg Config, tr
 		v = cv.MustNarrow(2, 0, past+t, false)
 	}
 	kt := k.MustTranspose(2, 3, true)
-	scores := q.MustMatmul(kt, true)
+	scores := blk.store.Matmul(q, kt)
+	q.MustDrop()
 	kt.MustDrop()
 	scores = scores.MustDivScalar(ts.FloatScalar(math.Sqrt(float64(hd))), true)
 	if bias != nil {
@@ -252,7 +262,8 @@ func (blk *Block) forward(x, bias, ck, cv *ts.Tensor, past int64, cfg Config, tr
 	}
 	probs := scores.MustSoftmax(-1, gotch.Float, true)
 	probs = nn.Dropout(probs, cfg.AttnPdrop, train)
-	ctx := probs.MustMatmul(v, true)
+	ctx := blk.store.Matmul(probs, v)
+	probs.MustDrop()
 	v.MustDrop()
 	ctx = ctx.MustTranspose(1, 2, true).MustReshape([]int64{b, t, blk.width}, true)
 	a := blk.Proj.Forward(ctx)

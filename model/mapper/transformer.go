@@ -27,6 +27,7 @@ type mapperLayer struct {
 	project      *nn.Linear // attn.project
 	fc1, fc2     *nn.Linear // mlp.fc1, mlp.fc2
 	heads        int64
+	store        *nn.Store // autocast setting of the attention products
 }
 
 func newTransformer(p nn.Path, c Config) *transformerMapper {
@@ -48,6 +49,7 @@ func newTransformer(p nn.Path, c Config) *transformerMapper {
 			fc1:          nn.NewLinear(lp.Sub("mlp").Sub("fc1"), e, 2*e, true),
 			fc2:          nn.NewLinear(lp.Sub("mlp").Sub("fc2"), 2*e, e, true),
 			heads:        c.heads(),
+			store:        p.Store(),
 		})
 	}
 	return m
@@ -80,10 +82,13 @@ func (l *mapperLayer) forward(x *ts.Tensor) *ts.Tensor {
 	h.MustDrop()
 	k := kv.MustSelect(2, 0, false).MustPermute([]int64{0, 2, 3, 1}, true) // [b, h, hd, n]
 	v := kv.MustSelect(2, 1, true).MustPermute([]int64{0, 2, 1, 3}, true)  // [b, h, n, hd]
-	scores := q.MustMatmul(k, true).MustMulScalar(ts.FloatScalar(1/math.Sqrt(float64(hd))), true)
+	scores := l.store.Matmul(q, k).MustMulScalar(ts.FloatScalar(1/math.Sqrt(float64(hd))), true)
+	q.MustDrop()
 	k.MustDrop()
 	probs := scores.MustSoftmax(-1, gotch.Float, true)
-	ctx := probs.MustMatmul(v, true).MustPermute([]int64{0, 2, 1, 3}, true).MustReshape([]int64{b, n, c}, true)
+	ctx := l.store.Matmul(probs, v)
+	probs.MustDrop()
+	ctx = ctx.MustPermute([]int64{0, 2, 1, 3}, true).MustReshape([]int64{b, n, c}, true)
 	v.MustDrop()
 	a := l.project.Forward(ctx)
 	ctx.MustDrop()

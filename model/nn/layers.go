@@ -7,12 +7,13 @@ import (
 // Linear is torch.nn.Linear: weight [out, in], optional bias [out].
 type Linear struct {
 	Weight, Bias *ts.Tensor
+	store        *Store // its autocast setting; nil for layers built outside a store
 }
 
 // NewLinear creates "<p>.weight" and, with bias, "<p>.bias" using PyTorch's
 // default initialization.
 func NewLinear(p Path, in, out int64, bias bool) *Linear {
-	l := &Linear{Weight: p.Param("weight", KaimingUniform{FanIn: in}, out, in)}
+	l := &Linear{Weight: p.Param("weight", KaimingUniform{FanIn: in}, out, in), store: p.store}
 	if bias {
 		l.Bias = p.Param("bias", KaimingUniform{FanIn: in}, out)
 	}
@@ -23,6 +24,9 @@ func NewLinear(p Path, in, out int64, bias bool) *Linear {
 func (l *Linear) Forward(x *ts.Tensor) *ts.Tensor {
 	wt := l.Weight.MustT(false)
 	defer wt.MustDrop()
+	if dt, ok := l.store.lowp(); ok {
+		return lowpAffine(x, wt, l.Bias, dt)
+	}
 	if l.Bias == nil {
 		return x.MustMatmul(wt, false)
 	}
@@ -42,6 +46,7 @@ func rows(shape []int64) int64 {
 // stored transposed, [in, out], under the published names.
 type Conv1D struct {
 	Weight, Bias *ts.Tensor
+	store        *Store
 }
 
 // NewConv1D creates "<p>.weight" [in, out] ~ N(0, std) and "<p>.bias" = 0.
@@ -49,11 +54,15 @@ func NewConv1D(p Path, in, out int64, std float64) *Conv1D {
 	return &Conv1D{
 		Weight: p.Param("weight", Normal{Std: std}, in, out),
 		Bias:   p.Param("bias", Const{0}, out),
+		store:  p.store,
 	}
 }
 
 // Forward maps [..., in] to [..., out]. x is not freed.
 func (c *Conv1D) Forward(x *ts.Tensor) *ts.Tensor {
+	if dt, ok := c.store.lowp(); ok {
+		return lowpAffine(x, c.Weight, c.Bias, dt)
+	}
 	return affine(x, c.Weight, c.Bias)
 }
 

@@ -45,9 +45,10 @@ func (k KaimingUniform) fill(t *ts.Tensor, shape []int64) {
 
 // Store owns a model's parameters, in creation order, by dotted name.
 type Store struct {
-	Device gotch.Device
-	order  []string
-	params map[string]*ts.Tensor
+	Device   gotch.Device
+	order    []string
+	params   map[string]*ts.Tensor
+	autocast gotch.DType // matmul dtype when BFloat16 or Half (precision.go)
 }
 
 // NewStore returns an empty store whose parameters live on dev.
