@@ -65,7 +65,7 @@ func TestCaptionerMatchesGenerate(t *testing.T) {
 	// The same through the model directly.
 	x := ts.MustOfSlice(append(append([]float32{}, emb[0]...), emb[1]...)).MustView([]int64{2, 128}, true)
 	var prefix *ts.Tensor
-	ts.NoGrad(func() { prefix, err = m.Prefix(x, false) })
+	torchrt.NoGrad(func() { prefix, err = m.Prefix(x, false) })
 	if err != nil {
 		t.Fatal(err)
 	}

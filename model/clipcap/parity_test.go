@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/generate"
@@ -142,7 +143,7 @@ func TestGenerationMatchesPredictPy(t *testing.T) {
 				t.Fatal(err)
 			}
 			var prefix *ts.Tensor
-			ts.NoGrad(func() { prefix, err = m.Prefix(e.tensor("gen_clip"), false) })
+			torchrt.NoGrad(func() { prefix, err = m.Prefix(e.tensor("gen_clip"), false) })
 			if err != nil {
 				t.Fatal(err)
 			}
