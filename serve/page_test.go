@@ -170,7 +170,8 @@ func TestWebPageChatMode(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	bin := chromium(t)
-	s, err := New(tiny(t), Config{MaxWait: time.Millisecond})
+	// With an API key, which the page forwards from ?key=.
+	s, err := New(tiny(t), Config{MaxWait: time.Millisecond, APIKey: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestWebPageChatMode(t *testing.T) {
 	}))
 	t.Cleanup(func() { hs.Close(); s.Close() })
 	ctx := browser(t, bin)
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/?mode=chat&interval=100")); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/?mode=chat&interval=100&key=k")); err != nil {
 		t.Fatalf("opening the page: %v", err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Click("#start")); err != nil {
