@@ -23,10 +23,13 @@ import (
 	"github.com/clipcap/clipcap/model/clip"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/generate"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // Captioner holds a model directory in memory. Its methods are safe for
-// concurrent use; calls run one at a time (batch inside a call instead).
+// concurrent use: calls on the CLIP encoder run one at a time, and so do
+// calls on the mapper + GPT-2, but one of each may run together, so a
+// caller can encode the next image while the last one decodes.
 type Captioner struct {
 	Model  *clipcap.Model
 	Config checkpoint.DirConfig
@@ -39,7 +42,12 @@ type Captioner struct {
 	// -> "'s", ...), as the original's captions do. Tokens are the same
 	// either way.
 	RawText bool
-	mu      sync.Mutex
+	// Precision of the GPT-2 and mapper weights; PrecisionNote says what
+	// converting them cost at load ("" for fp32).
+	Precision     nn.Precision
+	PrecisionNote string
+	mu            sync.Mutex // mapper + GPT-2
+	clipMu        sync.Mutex // CLIP encoder
 }
 
 // Options for Load.
@@ -53,6 +61,9 @@ type Options struct {
 	Resolve ResolveOptions
 	// RawText sets Captioner.RawText.
 	RawText bool
+	// Precision of the GPT-2 and mapper weights: fp32, bf16 or int8; ""
+	// takes the model directory's generation.precision (default fp32).
+	Precision string
 }
 
 // Caption is one generated caption.
@@ -60,6 +71,10 @@ type Caption struct {
 	Text   string  `json:"caption"`
 	Tokens []int   `json:"tokens"`
 	Score  float64 `json:"score"`
+	// Stopped: a stop token ended it, not the length limit.
+	Stopped bool `json:"-"`
+	// Alternatives are beam search's other beams, best first.
+	Alternatives []Caption `json:"-"`
 }
 
 // New wraps a model already in memory (a trainer's) as a Captioner without
@@ -108,6 +123,13 @@ func Load(dir string, opt Options) (*Captioner, error) {
 		}
 		c.CLIP = enc
 		c.Pre = imageproc.NewPreprocessor(int(ccfg.InputResolution))
+	}
+	prec := opt.Precision
+	if prec == "" {
+		prec = cfg.Generation.Precision
+	}
+	if err := c.setPrecision(prec); err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
 	}
 	return c, nil
 }
@@ -177,6 +199,12 @@ func (c *Captioner) FromEmbeddings(emb [][]float32, opt generate.Options) ([]Cap
 // FromEmbeddingsContext is FromEmbeddings that stops generating, between
 // two tokens, once ctx is done (returning ctx.Err()).
 func (c *Captioner) FromEmbeddingsContext(ctx context.Context, emb [][]float32, opt generate.Options) ([]Caption, error) {
+	return c.FromEmbeddingsWith(ctx, emb, opt, generate.Hooks{})
+}
+
+// FromEmbeddingsWith is FromEmbeddingsContext with generation hooks:
+// per-token callbacks (streaming) and per-row seeds.
+func (c *Captioner) FromEmbeddingsWith(ctx context.Context, emb [][]float32, opt generate.Options, h generate.Hooks) ([]Caption, error) {
 	if len(emb) == 0 {
 		return nil, nil
 	}
@@ -200,10 +228,10 @@ func (c *Captioner) FromEmbeddingsContext(ctx context.Context, emb [][]float32, 
 		}
 	}
 	defer x.MustDrop()
-	return c.fromTensor(ctx, x, opt)
+	return c.fromTensor(ctx, x, opt, h)
 }
 
-func (c *Captioner) fromTensor(ctx context.Context, x *ts.Tensor, opt generate.Options) ([]Caption, error) {
+func (c *Captioner) fromTensor(ctx context.Context, x *ts.Tensor, opt generate.Options, h generate.Hooks) ([]Caption, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var prefix *ts.Tensor
@@ -213,17 +241,31 @@ func (c *Captioner) fromTensor(ctx context.Context, x *ts.Tensor, opt generate.O
 		return nil, err
 	}
 	defer prefix.MustDrop()
-	res, err := generate.GenerateContext(ctx, c.Model.GPT, prefix, c.DecodeOptions(opt))
+	res, err := generate.GenerateWith(ctx, c.Model.GPT, prefix, c.DecodeOptions(opt), h)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Caption, len(res))
 	for i, r := range res {
-		text, err := c.Text(r.Tokens)
-		if err != nil {
+		if out[i], err = c.decode(r); err != nil {
 			return nil, err
 		}
-		out[i] = Caption{Text: text, Tokens: r.Tokens, Score: r.Score}
+	}
+	return out, nil
+}
+
+func (c *Captioner) decode(r generate.Result) (Caption, error) {
+	text, err := c.Text(r.Tokens)
+	if err != nil {
+		return Caption{}, err
+	}
+	out := Caption{Text: text, Tokens: r.Tokens, Score: r.Score, Stopped: r.Stopped}
+	for _, a := range r.Alternatives {
+		ac, err := c.decode(a)
+		if err != nil {
+			return Caption{}, err
+		}
+		out.Alternatives = append(out.Alternatives, ac)
 	}
 	return out, nil
 }
@@ -280,8 +322,8 @@ func (c *Captioner) encode(pixels [][]float32) (*ts.Tensor, error) {
 	for _, p := range pixels {
 		flat = append(flat, p...)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.clipMu.Lock()
+	defer c.clipMu.Unlock()
 	return EncodePixels(c.CLIP, flat)
 }
 
@@ -293,7 +335,7 @@ func (c *Captioner) FromPixels(pixels [][]float32, opt generate.Options) ([]Capt
 		return nil, err
 	}
 	defer emb.MustDrop()
-	return c.fromTensor(context.Background(), emb, opt)
+	return c.fromTensor(context.Background(), emb, opt, generate.Hooks{})
 }
 
 // FromFiles is the files -> captions pipeline: images decoded and
@@ -305,14 +347,14 @@ func (c *Captioner) FromFiles(ctx context.Context, files []string, batch int, op
 		return fmt.Errorf("this model has no CLIP encoder: give --clip PATH_OR_NAME (e.g. after clipcap download ViT-B/32)")
 	}
 	return eachPixelBatch(ctx, c.Pre, files, batch, func(first int, px []float32) error {
-		c.mu.Lock()
+		c.clipMu.Lock()
 		emb, err := EncodePixels(c.CLIP, px)
-		c.mu.Unlock()
+		c.clipMu.Unlock()
 		if err != nil {
 			return err
 		}
 		defer emb.MustDrop()
-		caps, err := c.fromTensor(ctx, emb, opt)
+		caps, err := c.fromTensor(ctx, emb, opt, generate.Hooks{})
 		if err != nil {
 			return err
 		}

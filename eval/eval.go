@@ -36,10 +36,11 @@ type Options struct {
 	// Dataset picks the paper's row: coco, conceptual or nocaps. Default:
 	// nocaps when images carry domains, else the store's dataset label, else
 	// coco with --images.
-	Dataset  string
-	CLIP     string       // CLIP weights or name for --images (default: the model's)
-	Device   gotch.Device // zero value: CPU
-	Progress io.Writer    // progress bar destination (nil: none)
+	Dataset   string
+	CLIP      string       // CLIP weights or name for --images (default: the model's)
+	Precision string       // GPT-2 and mapper weights: fp32, bf16 or int8 ("" = the model's)
+	Device    gotch.Device // zero value: CPU
+	Progress  io.Writer    // progress bar destination (nil: none)
 	// RawText writes captions without decode's clean-up (caption.Options.RawText).
 	RawText bool
 }
@@ -81,13 +82,16 @@ func Run(ctx context.Context, opt Options) (*Summary, error) {
 	if in.store != nil {
 		defer in.store.Close()
 	}
-	copt := caption.Options{Device: opt.Device, CLIP: opt.CLIP, RawText: opt.RawText}
+	copt := caption.Options{Device: opt.Device, CLIP: opt.CLIP, RawText: opt.RawText, Precision: opt.Precision}
 	if opt.Features != "" {
 		copt.CLIP = "-" // embeddings given: no encoder needed
 	}
 	c, err := caption.Load(opt.Model, copt)
 	if err != nil {
 		return nil, err
+	}
+	if c.PrecisionNote != "" && opt.Progress != nil {
+		fmt.Fprintln(opt.Progress, "precision: "+c.PrecisionNote)
 	}
 	if in.store != nil {
 		if want := int(c.Model.Cfg.Mapper.ClipDim); in.store.Dim() != want {

@@ -39,6 +39,9 @@ type Options struct {
 	Smooth    Smoothing
 	Log       io.Writer   // one line per caption change; nil: quiet
 	OnCaption func(Event) // called after every captioned frame
+	// Overlap (real-time mode) encodes the next frame with CLIP while the
+	// current one decodes, timed so the encoding ends with the decoding.
+	Overlap bool
 }
 
 // Event reports one captioned frame.
@@ -58,6 +61,9 @@ type Stats struct {
 	Dropped   int // real-time mode: frames overwritten before captioning
 	Cues      int
 	P50, P95  time.Duration // caption latency
+	// CaptionsPerSec is captioned frames over the time from the first
+	// frame's start to the last caption.
+	CaptionsPerSec float64
 }
 
 // Run captions the source until it ends or ctx is cancelled (a camera's
@@ -132,6 +138,8 @@ type runner struct {
 	lastArrival  time.Time
 	shown        string // the smoothed caption, for overlays
 	windowClosed bool
+	started      time.Time // the first frame taken for captioning
+	lastDone     time.Time // the last caption
 }
 
 func (r *runner) openOutputs() error {
@@ -241,21 +249,14 @@ func (r *runner) realtime(ctx context.Context) error {
 			}
 		}
 	}()
-	var next time.Duration
 	var capErr error
-	for {
-		f, ok := slot.take()
-		if !ok {
-			break
-		}
-		if r.opt.Every > 0 && f.PTS < next {
-			continue
-		}
-		if capErr = r.captionFrame(f); capErr != nil {
-			r.cancel()
-			break
-		}
-		next = f.PTS + r.opt.Every
+	if r.opt.Overlap {
+		capErr = r.consumeOverlapped(slot)
+	} else {
+		capErr = r.consume(slot)
+	}
+	if capErr != nil {
+		r.cancel()
 	}
 	err := <-readErr
 	if capErr != nil {
@@ -265,6 +266,41 @@ func (r *runner) realtime(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// consume captions the newest frame whenever the model is free.
+func (r *runner) consume(slot *latest) error {
+	var next time.Duration
+	for {
+		f, ok := r.take(slot, next)
+		if !ok {
+			return nil
+		}
+		if err := r.captionFrame(f); err != nil {
+			return err
+		}
+		next = f.PTS + r.opt.Every
+	}
+}
+
+// take waits for the newest frame at or after next (with Every) and marks
+// the start of captioning for the rate.
+func (r *runner) take(slot *latest, next time.Duration) (*Frame, bool) {
+	for {
+		f, ok := slot.take()
+		if !ok {
+			return nil, false
+		}
+		if r.opt.Every > 0 && f.PTS < next {
+			continue
+		}
+		r.mu.Lock()
+		if r.started.IsZero() {
+			r.started = time.Now()
+		}
+		r.mu.Unlock()
+		return f, true
+	}
 }
 
 func (r *runner) arrived(f *Frame) {
@@ -290,11 +326,17 @@ func (r *runner) captionFrame(f *Frame) error {
 	if err != nil {
 		return fmt.Errorf("frame %d (%v): %w", f.Seq, f.PTS, err)
 	}
+	return r.captioned(f, caps)
+}
+
+// captioned smooths, records and reports frame f's caption.
+func (r *runner) captioned(f *Frame, caps []caption.Caption) error {
 	lat := time.Since(f.Arrived)
 	shown, changed := r.smooth.Observe(caps[0].Text, PerToken(caps[0], r.gen.Strategy))
 	r.mu.Lock()
 	r.latencies = append(r.latencies, lat)
 	r.lastLatency = lat
+	r.lastDone = time.Now()
 	r.shown = shown
 	r.mu.Unlock()
 	if changed {
@@ -352,6 +394,9 @@ func (r *runner) stats() Stats {
 		l := append([]time.Duration(nil), r.latencies...)
 		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 		s.P50, s.P95 = Percentile(l, 0.5), Percentile(l, 0.95)
+		if d := r.lastDone.Sub(r.started).Seconds(); d > 0 && !r.started.IsZero() {
+			s.CaptionsPerSec = float64(len(l)) / d
+		}
 	}
 	return s
 }

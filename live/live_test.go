@@ -243,40 +243,48 @@ func TestEveryWritesSubtitlesMatchingFromImages(t *testing.T) {
 
 // Real-time mode on a file paced at its frame rate: each frame is either
 // captioned or dropped (overwritten while the model was busy), and every
-// caption is the model's caption of that very frame.
+// caption is the model's caption of that very frame; also when the next
+// frame's CLIP encoding overlaps the current frame's decoding.
 func TestRealtimeCaptionsNewestFrames(t *testing.T) {
 	video, c := fixture(t)
-	// libtorch's grad mode is per OS thread: keep this test's model calls on one.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	t.Setenv("DISPLAY", "") // headless: no window even when asked
-	opt := generate.Options{Strategy: generate.Greedy, MaxTokens: 8}
-	var events []Event
-	st, err := Run(context.Background(), c, Options{Source: video, Gen: opt, Window: true,
-		OnCaption: func(e Event) { events = append(events, e) }})
-	if err != nil {
-		t.Fatal(err)
+	for _, overlap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overlap=%v", overlap), func(t *testing.T) {
+			// libtorch's grad mode is per OS thread: keep this test's model calls on one.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			opt := generate.Options{Strategy: generate.Greedy, MaxTokens: 8}
+			var events []Event
+			st, err := Run(context.Background(), c, Options{Source: video, Gen: opt, Window: true, Overlap: overlap,
+				OnCaption: func(e Event) { events = append(events, e) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Frames != videoFrames || st.Captioned+st.Dropped != videoFrames || st.Captioned == 0 {
+				t.Fatalf("stats %+v: want %d frames, each captioned or dropped", st, videoFrames)
+			}
+			if st.CaptionsPerSec <= 0 || st.P50 <= 0 || st.P95 < st.P50 {
+				t.Errorf("stats %+v: want a rate and p50 <= p95", st)
+			}
+			frames := pngFrames(t, video)
+			for i, e := range events {
+				if i > 0 && e.Frame <= events[i-1].Frame {
+					t.Fatalf("frame %d captioned after frame %d", e.Frame, events[i-1].Frame)
+				}
+				ref, err := c.FromImages([]*imageproc.Image{frames[e.Frame]}, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(e.Raw.Tokens, ref[0].Tokens) {
+					t.Fatalf("frame %d: tokens %v, FromImages %v", e.Frame, e.Raw.Tokens, ref[0].Tokens)
+				}
+				if e.Latency <= 0 || e.Latency > 5*time.Second {
+					t.Errorf("frame %d: latency %v", e.Frame, e.Latency)
+				}
+			}
+			t.Logf("stats %+v", st)
+		})
 	}
-	if st.Frames != videoFrames || st.Captioned+st.Dropped != videoFrames || st.Captioned == 0 {
-		t.Fatalf("stats %+v: want %d frames, each captioned or dropped", st, videoFrames)
-	}
-	frames := pngFrames(t, video)
-	for i, e := range events {
-		if i > 0 && e.Frame <= events[i-1].Frame {
-			t.Fatalf("frame %d captioned after frame %d", e.Frame, events[i-1].Frame)
-		}
-		ref, err := c.FromImages([]*imageproc.Image{frames[e.Frame]}, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(e.Raw.Tokens, ref[0].Tokens) {
-			t.Fatalf("frame %d: tokens %v, FromImages %v", e.Frame, e.Raw.Tokens, ref[0].Tokens)
-		}
-		if e.Latency <= 0 || e.Latency > 5*time.Second {
-			t.Errorf("frame %d: latency %v", e.Frame, e.Latency)
-		}
-	}
-	t.Logf("stats %+v", st)
 }
 
 func TestRunErrors(t *testing.T) {

@@ -4,8 +4,8 @@
 # roughly 15–25 minutes on 2 cores (most of it in the PyTorch baselines).
 #   scripts/bench.sh                 # everything
 #   ONLY="blas generate" scripts/bench.sh
-# Sections: blas generate train dist extract score serve (dist: data-parallel scaling, all-reduce vs
-# loopback TCP). Baselines need Debian's python3-torch,
+# Sections: blas generate precision train dist extract score serve (dist: data-parallel scaling,
+# all-reduce vs loopback TCP). Baselines need Debian's python3-torch,
 # python3-pil and python3-numpy (scripts/bench.sh installs them when missing); the scoring
 # baseline needs a pycocoevalcap checkout in PYCOCOEVALCAP_DIR (skipped otherwise).
 set -euo pipefail
@@ -21,7 +21,7 @@ if [ -n "${need:-}" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-ONLY=${ONLY:-blas generate train dist extract score serve}
+ONLY=${ONLY:-blas generate precision train dist extract score serve}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 rows=()
 row() { rows+=("$(printf '%-44s %14s %14s %8s' "$1" "$2" "$3" "$4")"); }
@@ -94,6 +94,20 @@ if want score; then
   go_s=$(sed -n 's/^Go best (tokenization included): \([0-9.]*\) s/\1/p' "$work/score.txt")
   py_s=$(sed -n 's/^pycocoevalcap best of 3: \([0-9.]*\) s.*/\1/p' "$work/score.txt" | tail -n 1)
   row "score 5k images / 25k refs, seconds" "$go_s" "${py_s:--}" "$(ratio "${py_s:-}" "$go_s")"
+fi
+
+if want precision; then
+  gobench precision ./model/generate/ 'BenchmarkPrecisionDecode$' 1x
+  f=$work/precision.txt; B=BenchmarkPrecisionDecode
+  for p in bf16 int8; do
+    row "batch-1 ms/token, $p vs fp32" "$(metric $f $B $p-ms/token)" "$(metric $f $B fp32-ms/token)" "$(metric $f $B $p-speedup)x"
+  done
+  for p in fp32 bf16 int8; do
+    row "batch-1 ms/token, $p vs its memory floor" "$(metric $f $B $p-ms/token)" "$(metric $f $B $p-floor-ms/token)" "$(metric $f $B $p-x-floor)x"
+  done
+  for p in bf16 int8; do
+    row "greedy batch 32 captions/s, $p vs fp32" "$(metric $f $B $p-batch32-img/s)" "$(metric $f $B fp32-batch32-img/s)" "$(ratio "$(metric $f $B $p-batch32-img/s)" "$(metric $f $B fp32-batch32-img/s)")"
+  done
 fi
 
 if want serve; then

@@ -18,13 +18,19 @@ import (
 
 // job is one image waiting for a caption.
 type job struct {
-	ctx  context.Context
-	px   []float32
-	opt  generate.Options // merged with the model's defaults
-	key  string           // jobs with equal keys decode together
-	enq  time.Time
-	done chan result // buffered: the batcher never blocks on a gone client
-	sent bool        // done has its result (batcher goroutine only)
+	ctx context.Context
+	px  []float32
+	opt generate.Options // merged with the model's defaults
+	key string           // jobs with equal keys decode together
+	// n is how many captions of the image to sample (rows in the
+	// generation batch, seeded opt.Seed + choice); 0 means 1.
+	n int
+	// onToken, when set, sees each caption's tokens as they are generated.
+	// It runs on the batcher's goroutine and must not block.
+	onToken func(choice, token int)
+	enq     time.Time
+	done    chan result // buffered: the batcher never blocks on a gone client
+	sent    bool        // done has its result (batcher goroutine only)
 }
 
 // answer sends j's result once; a batch that fails halfway answers the
@@ -36,8 +42,11 @@ func (j *job) answer(r result) {
 	}
 }
 
+func (j *job) rows() int { return max(j.n, 1) }
+
 type result struct {
 	cap              caption.Caption
+	caps             []caption.Caption // all j.rows() captions; cap is caps[0]
 	queue, enc, gen  time.Duration
 	batch, encodeAll int
 	err              error
@@ -47,7 +56,7 @@ type result struct {
 // whole batch, then one generation call per group of equal options.
 type model interface {
 	Encode(pixels [][]float32) ([][]float32, error)
-	FromEmbeddingsContext(ctx context.Context, emb [][]float32, opt generate.Options) ([]caption.Caption, error)
+	FromEmbeddingsWith(ctx context.Context, emb [][]float32, opt generate.Options, h generate.Hooks) ([]caption.Caption, error)
 }
 
 // batcher collects queued jobs into batches: it waits for a first job,
@@ -195,20 +204,42 @@ func (b *batcher) run(batch []*job) {
 	}
 	for _, k := range keys {
 		idx := groups[k]
-		e := make([][]float32, len(idx))
+		// One generation row per caption wanted: a job asking for n
+		// samples repeats its embedding n times, each row with the job's
+		// own seed + choice, so its captions do not depend on the batch.
+		var (
+			e      [][]float32
+			seeds  []int64
+			rowJob []*job
+			rowCh  []int
+			first  = make([]int, len(idx))
+		)
 		for n, i := range idx {
-			e[n] = emb[i]
+			j := live[i]
+			first[n] = len(e)
+			for c := 0; c < j.rows(); c++ {
+				e = append(e, emb[i])
+				seeds = append(seeds, j.opt.Seed+int64(c))
+				rowJob = append(rowJob, j)
+				rowCh = append(rowCh, c)
+			}
 		}
+		hooks := generate.Hooks{Seeds: seeds, OnToken: func(row, tok int) {
+			if f := rowJob[row].onToken; f != nil {
+				f(rowCh[row], tok)
+			}
+		}}
 		g0 := time.Now()
 		gctx, cancel := anyWaiting(live, idx)
-		caps, err := b.m.FromEmbeddingsContext(gctx, e, live[idx[0]].opt)
+		caps, err := b.m.FromEmbeddingsWith(gctx, e, live[idx[0]].opt, hooks)
 		cancel()
 		genDur := time.Since(g0)
 		for n, i := range idx {
 			j := live[i]
 			r := result{queue: start.Sub(j.enq), enc: encDur, gen: genDur, batch: len(idx), encodeAll: len(live), err: err}
 			if err == nil {
-				r.cap = caps[n]
+				r.caps = caps[first[n] : first[n]+j.rows()]
+				r.cap = r.caps[0]
 			}
 			j.answer(r)
 		}

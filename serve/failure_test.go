@@ -68,7 +68,7 @@ type slowGen struct {
 	stopped chan time.Time
 }
 
-func (g *slowGen) FromEmbeddingsContext(ctx context.Context, e [][]float32, o generate.Options) ([]caption.Caption, error) {
+func (g *slowGen) FromEmbeddingsWith(ctx context.Context, e [][]float32, o generate.Options, _ generate.Hooks) ([]caption.Caption, error) {
 	select {
 	case <-ctx.Done():
 		g.stopped <- time.Now()

@@ -2,8 +2,11 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -67,27 +70,10 @@ func writeY4M(path string, w, h int) error {
 	return bw.Flush()
 }
 
-// The page, in headless Chromium with a fake camera, streams frames and
-// shows the caption the server sent for one of them.
-func TestWebPageShowsServerCaption(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
-	bin := chromium(t)
-	s, err := New(tiny(t), Config{MaxWait: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	sent := map[int]string{}
-	s.observeStream = func(frame int, c caption.Caption) {
-		mu.Lock()
-		sent[frame] = jsonText(c.Text)
-		mu.Unlock()
-	}
-	hs := httptest.NewServer(s.Handler())
-	defer func() { hs.Close(); s.Close() }()
-
+// browser starts headless Chromium with a fake camera playing a still
+// picture; the context ends with the test.
+func browser(t *testing.T, bin string) context.Context {
+	t.Helper()
 	dir := t.TempDir()
 	y4m := filepath.Join(dir, "cam.y4m")
 	if err := writeY4M(y4m, 320, 240); err != nil {
@@ -108,12 +94,38 @@ func TestWebPageShowsServerCaption(t *testing.T) {
 		chromedp.Flag("no-first-run", true),
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
+	t.Cleanup(acancel)
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	t.Cleanup(cancel)
 	ctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer tcancel()
+	t.Cleanup(tcancel)
+	return ctx
+}
 
+// The page, in headless Chromium with a fake camera, streams frames and
+// shows the caption the server sent for one of them.
+func TestWebPageShowsServerCaption(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	bin := chromium(t)
+	s, err := New(tiny(t), Config{MaxWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	sent := map[int]string{}
+	tokens := map[int]int{}
+	s.observeStream = func(frame int, c caption.Caption) {
+		mu.Lock()
+		sent[frame] = jsonText(c.Text)
+		tokens[frame] = len(c.Tokens)
+		mu.Unlock()
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { hs.Close(); s.Close() }) // after the browser's cleanups
+
+	ctx := browser(t, bin)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/")); err != nil {
 		t.Fatalf("opening the page: %v", err)
 	}
@@ -121,12 +133,13 @@ func TestWebPageShowsServerCaption(t *testing.T) {
 		t.Fatalf("clicking Start: %v", err)
 	}
 	type shown struct {
-		Text  string `json:"text"`
-		Frame int    `json:"frame"`
+		Text   string `json:"text"`
+		Frame  int    `json:"frame"`
+		Tokens int    `json:"tokens"`
 	}
 	got, err := chromedp.Run(ctx, chromedp.Poll[shown](`(() => {
 		const c = document.getElementById("caption");
-		return c.dataset.frame ? {text: c.textContent, frame: Number(c.dataset.frame)} : null;
+		return c.dataset.frame ? {text: c.textContent, frame: Number(c.dataset.frame), tokens: Number(c.dataset.tokens)} : null;
 	})()`, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(40*time.Second)))
 	if err != nil {
 		status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent`))
@@ -136,9 +149,102 @@ func TestWebPageShowsServerCaption(t *testing.T) {
 	frame := fmt.Sprint(n)
 	mu.Lock()
 	want, ok := sent[n]
+	ntok := tokens[n]
 	mu.Unlock()
 	if !ok || text != want || text == "" {
 		t.Fatalf("page shows %q for frame %s; the server sent %q (%v)", text, frame, want, ok)
 	}
+	// The page showed the tokens as they came, one message each.
+	if got.Tokens != ntok {
+		t.Errorf("the page received %d token messages for frame %d's %d tokens", got.Tokens, n, ntok)
+	}
 	t.Logf("page shows frame %d's caption %q", n, text)
+}
+
+// In chat mode the page behaves like third-party real-time webcam pages
+// on an OpenAI-style server: an interval timer posts the frame as a JPEG
+// data URL to /v1/chat/completions, skipping ticks while a request is in
+// flight, and shows the answer.
+func TestWebPageChatMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	bin := chromium(t)
+	// With an API key, which the page forwards from ?key=.
+	s, err := New(tiny(t), Config{MaxWait: time.Millisecond, APIKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each caption takes >= 300 ms, three of the page's 100 ms ticks.
+	s.b.beforeRun = func([]*job) { time.Sleep(300 * time.Millisecond) }
+	var (
+		mu                          sync.Mutex
+		answered                    = map[string]string{}
+		requests, inflight, maxSeen int
+		badBodies                   []string
+	)
+	s.observeChat = func(id string, choices []caption.Caption) {
+		mu.Lock()
+		answered[id] = jsonText(choices[0].Text)
+		mu.Unlock()
+	}
+	h := s.Handler()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		mu.Lock()
+		requests++
+		inflight++
+		maxSeen = max(maxSeen, inflight)
+		if !bytes.Contains(body, []byte(`"image_url":{"url":"data:image/jpeg;base64,`)) {
+			badBodies = append(badBodies, fmt.Sprintf("%.200s", body))
+		}
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}))
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	ctx := browser(t, bin)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(hs.URL+"/?mode=chat&interval=100&key=k")); err != nil {
+		t.Fatalf("opening the page: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Click("#start")); err != nil {
+		t.Fatalf("clicking Start: %v", err)
+	}
+	type shown struct {
+		Text string `json:"text"`
+		ID   string `json:"id"`
+	}
+	poll := func(js string) (shown, error) {
+		return chromedp.Run(ctx, chromedp.Poll[shown](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(40*time.Second)))
+	}
+	// Wait for the third answer, so the timer has ticked through requests.
+	got, err := poll(`(() => {
+		const c = document.getElementById("caption");
+		window.ids = window.ids || new Set();
+		if (c.dataset.id) window.ids.add(c.dataset.id);
+		return window.ids.size >= 3 ? {text: c.textContent, id: c.dataset.id} : null;
+	})()`)
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent`))
+		t.Fatalf("waiting for captions from /v1/chat/completions (status %q): %v", status, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want, ok := answered[got.ID]; !ok || got.Text != want || got.Text == "" {
+		t.Errorf("page shows %q for completion %s; the server answered %q (%v)", got.Text, got.ID, want, ok)
+	}
+	if maxSeen != 1 {
+		t.Errorf("%d chat requests were in flight at once; the page should skip ticks while one is", maxSeen)
+	}
+	if len(badBodies) > 0 {
+		t.Errorf("requests without a JPEG data URL image part: %q", badBodies)
+	}
+	t.Logf("page posted %d frames, one at a time, and shows %q", requests, got.Text)
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// Access (see access.go).
 	APIKey       string   // when set, requests need "Authorization: Bearer APIKey"
 	AllowedHosts []string // host names accepted in Host besides IPs, localhost and the listen address's; "*" = any
+
+	// AllowFetch lets /v1/chat/completions fetch http(s) image URLs.
+	AllowFetch bool
+	// ModelName is the model's id in /v1/models and chat answers ["clipcap"].
+	ModelName string
 }
 
 func (c Config) withDefaults() Config {
@@ -94,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxTokens <= 0 {
 		c.MaxTokens = 67
 	}
+	if c.ModelName == "" {
+		c.ModelName = "clipcap"
+	}
 	return c
 }
 
@@ -111,6 +119,8 @@ type Server struct {
 	// observeStream, when set (tests), sees every caption sent on a stream.
 	observeStream func(frame int, c caption.Caption)
 	closed        atomic.Bool
+	// observeChat, when set (tests), sees every chat completion answered.
+	observeChat func(id string, choices []caption.Caption)
 
 	admitted    chan struct{} // one token per request past admission
 	decodeSlots *budget
@@ -144,6 +154,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/captions", s.handleCaption)
 	mux.HandleFunc("GET /v1/stream", s.handleStream)
+	s.routeOpenAI(mux)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -264,7 +275,9 @@ func (s *Server) handleCaption(w http.ResponseWriter, r *http.Request) {
 		release()
 	}
 	code := http.StatusOK
-	if err != nil {
+	switch {
+	case errors.Is(err, errStreamed): // answered already
+	case err != nil:
 		var he *httpError
 		if !errors.As(err, &he) {
 			he = errorf(http.StatusInternalServerError, "%v", err)
@@ -274,7 +287,7 @@ func (s *Server) handleCaption(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
 		}
 		writeJSON(w, code, map[string]string{"error": he.msg})
-	} else {
+	default:
 		writeJSON(w, code, resp)
 	}
 	s.met.request(code, time.Since(start).Seconds())
@@ -292,6 +305,9 @@ func (s *Server) caption(ctx context.Context, w http.ResponseWriter, r *http.Req
 	px, err := s.decodeImage(ctx, data, name)
 	if err != nil {
 		return nil, err
+	}
+	if wantStream(form) {
+		return nil, s.streamCaption(ctx, w, px, opt, start)
 	}
 	res, err := s.await(ctx, px, opt)
 	if err != nil {
@@ -358,18 +374,34 @@ func (s *Server) preprocess(data []byte, name string) ([]float32, error) {
 	return s.decodeImage(ctx, data, name)
 }
 
-// await queues one image and waits for its caption.
-func (s *Server) await(ctx context.Context, px []float32, opt generate.Options) (result, error) {
+func (s *Server) newJob(ctx context.Context, px []float32, opt generate.Options) *job {
+	return &job{ctx: ctx, px: px, opt: opt, key: fmt.Sprintf("%+v", opt), enq: time.Now(), done: make(chan result, 1)}
+}
+
+// submit queues j, or says why not (shutting down, queue full).
+func (s *Server) submit(j *job) error {
 	select {
 	case <-s.closing:
-		return result{}, errorf(http.StatusServiceUnavailable, "the server is shutting down")
+		return errorf(http.StatusServiceUnavailable, "the server is shutting down")
 	default:
 	}
-	j := &job{ctx: ctx, px: px, opt: opt, key: fmt.Sprintf("%+v", opt), enq: time.Now(), done: make(chan result, 1)}
 	if !s.b.submit(j) {
 		he := errorf(http.StatusTooManyRequests, "the queue is full (%d images waiting); retry later", s.cfg.Queue)
 		he.retryAfter = s.b.retryAfter()
-		return result{}, he
+		return he
+	}
+	return nil
+}
+
+// await queues one image and waits for its caption.
+func (s *Server) await(ctx context.Context, px []float32, opt generate.Options) (result, error) {
+	return s.awaitJob(ctx, s.newJob(ctx, px, opt))
+}
+
+// awaitJob queues j and waits for its captions.
+func (s *Server) awaitJob(ctx context.Context, j *job) (result, error) {
+	if err := s.submit(j); err != nil {
+		return result{}, err
 	}
 	select {
 	case res := <-j.done:
@@ -392,7 +424,7 @@ func (s *Server) timeoutErr(ctx context.Context) error {
 	return errorf(499, "client closed the request")
 }
 
-// parseOptions reads strategy, beam, temperature and max_tokens.
+// parseOptions reads strategy, beam, temperature, seed and max_tokens.
 func (s *Server) parseOptions(form map[string][]string) (generate.Options, error) {
 	get := func(k string) string {
 		if v := form[k]; len(v) > 0 {
@@ -420,6 +452,13 @@ func (s *Server) parseOptions(form map[string][]string) (generate.Options, error
 			}
 			*f.dst = n
 		}
+	}
+	if v := get("seed"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return o, errorf(http.StatusBadRequest, "seed %q: want an integer", v)
+		}
+		o.Seed = n
 	}
 	if v := get("temperature"); v != "" {
 		t, err := strconv.ParseFloat(v, 64)

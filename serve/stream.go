@@ -9,14 +9,21 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/clipcap/clipcap/caption"
 )
 
 // StreamMessage is what /v1/stream sends back: the caption of frame Frame
 // (frames count binary messages from 1), or an error about it. Frames that
 // arrived while an older one was being captioned are dropped, so Dropped
-// grows and latency does not.
+// grows and latency does not. With the option "stream": true, partial
+// messages ({"frame", "partial": true, "token", "delta"}) carry each token
+// as it is generated before the frame's caption.
 type StreamMessage struct {
 	Frame     int     `json:"frame"`
+	Partial   bool    `json:"partial,omitempty"`
+	Token     *int    `json:"token,omitempty"`
+	Delta     string  `json:"delta,omitempty"`
 	Caption   string  `json:"caption,omitempty"`
 	Tokens    []int   `json:"tokens,omitempty"`
 	Timings   Timings `json:"timings"`
@@ -105,13 +112,14 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		if data == nil {
 			continue
 		}
-		msg := s.streamFrame(ctx, data, n, form)
-		msg.Dropped = drops
-		b, _ := json.Marshal(msg)
-		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-		err := conn.Write(wctx, websocket.MessageText, b)
-		wcancel()
-		if err != nil {
+		send := func(msg StreamMessage) error {
+			msg.Dropped = drops
+			b, _ := json.Marshal(msg)
+			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer wcancel()
+			return conn.Write(wctx, websocket.MessageText, b)
+		}
+		if err := send(s.streamFrame(ctx, data, n, form, send)); err != nil {
 			return
 		}
 	}
@@ -132,7 +140,9 @@ func (s *Server) addStream() bool {
 	}
 }
 
-func (s *Server) streamFrame(ctx context.Context, data []byte, n int, form map[string][]string) StreamMessage {
+// streamFrame captions one frame; with the "stream" option it sends each
+// token through send as it comes.
+func (s *Server) streamFrame(ctx context.Context, data []byte, n int, form map[string][]string, send func(StreamMessage) error) StreamMessage {
 	start := time.Now()
 	fail := func(err error) StreamMessage {
 		var he *httpError
@@ -151,7 +161,16 @@ func (s *Server) streamFrame(ctx context.Context, data []byte, n int, form map[s
 	if err != nil {
 		return fail(err)
 	}
-	res, err := s.await(fctx, px, opt)
+	var res result
+	if wantStream(form) {
+		res, _, _, err = s.awaitStreaming(fctx, s.newJob(fctx, px, opt), 1,
+			func(r result) []caption.Caption { return []caption.Caption{r.cap} },
+			func(_, tok int, delta string) error {
+				return send(StreamMessage{Frame: n, Partial: true, Token: &tok, Delta: delta})
+			})
+	} else {
+		res, err = s.await(fctx, px, opt)
+	}
 	if err != nil {
 		return fail(err)
 	}

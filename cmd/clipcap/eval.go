@@ -30,6 +30,7 @@ func runEval(args []string) error {
 	fs.StringVar(&o.MeteorJar, "meteor-jar", "", "pycocoevalcap's meteor-1.5.jar (with its data/ directory)")
 	fs.StringVar(&o.SpiceJar, "spice-jar", "", "pycocoevalcap's spice-1.0.jar (with its lib/ directory)")
 	fs.StringVar(&o.Dataset, "dataset", "", "coco, conceptual or nocaps: which paper row to compare with (default: inferred)")
+	fs.StringVar(&o.Precision, "precision", "", "GPT-2 and mapper weights: fp32, bf16 or int8 (default: the model directory's)")
 	fs.StringVar(&o.CLIP, "clip", "", "CLIP weights or OpenAI model name for --images (default: the model directory's)")
 	device := deviceFlag(fs)
 	var dec decodeFlags

@@ -21,8 +21,8 @@ func deviceFlag(fs *flag.FlagSet) *string {
 // modelFlags name a model directory and where it runs: caption, live and
 // serve load their captioner through them.
 type modelFlags struct {
-	model, clip, device *string
-	rawText             *bool
+	model, clip, device, precision *string
+	rawText                        *bool
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
@@ -30,6 +30,7 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	m.clip = fs.String("clip", "", "CLIP weights file, Hugging Face / OpenCLIP directory or OpenAI model name overriding the model directory's (names are downloaded on first use)")
 	m.device = deviceFlag(fs)
 	m.rawText = rawTextFlag(fs)
+	m.precision = precisionFlag(fs)
 }
 
 // rawTextFlag is --raw-text: captions without Hugging Face decode's clean-up.
@@ -54,11 +55,12 @@ func (m *modelFlags) loadCaptioner(clipOverride string) (c *caption.Captioner, u
 		clipArg = clipOverride
 	}
 	runtime.LockOSThread()
-	c, err = caption.Load(*m.model, caption.Options{Device: dev, CLIP: clipArg, RawText: *m.rawText})
+	c, err = caption.Load(*m.model, caption.Options{Device: dev, CLIP: clipArg, RawText: *m.rawText, Precision: *m.precision})
 	if err != nil {
 		runtime.UnlockOSThread()
 		return nil, nil, err
 	}
+	notePrecision(c)
 	return c, runtime.UnlockOSThread, nil
 }
 

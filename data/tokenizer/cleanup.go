@@ -20,3 +20,14 @@ func CleanUpSpaces(s string) string {
 	}
 	return s
 }
+
+// CleanUpPatterns are the strings CleanUpSpaces rewrites (each starts with
+// the space it removes): text streamed token by token holds back an end
+// that could still become one.
+func CleanUpPatterns() []string {
+	out := make([]string, len(cleanUps))
+	for i, r := range cleanUps {
+		out[i] = r[0]
+	}
+	return out
+}

@@ -126,14 +126,17 @@ func beamSearch(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Optio
 			cands[j] = cand{scores[i] / lengths[i], i}
 		}
 		sort.SliceStable(cands, func(a, c int) bool { return cands[a].score > cands[c].score })
-		best := cands[0].i
-		l := int(lengths[best])
-		toks := tokens[best][:l]
-		results[img] = Result{
-			Tokens:  append([]int(nil), toks...),
-			Score:   float64(cands[0].score),
-			Stopped: isStop(toks[len(toks)-1], opt.StopTokens),
+		ranked := make([]Result, k)
+		for j, c := range cands {
+			toks := tokens[c.i][:int(lengths[c.i])]
+			ranked[j] = Result{
+				Tokens:  append([]int(nil), toks...),
+				Score:   float64(c.score),
+				Stopped: isStop(toks[len(toks)-1], opt.StopTokens),
+			}
 		}
+		results[img] = ranked[0]
+		results[img].Alternatives = ranked[1:]
 	}
 	return results, nil
 }

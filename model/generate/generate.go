@@ -41,6 +41,9 @@ type Options struct {
 	// NoCache re-runs GPT-2 over the whole sequence for every token, as
 	// predict.py does. Only for checking the cache and for comparisons.
 	NoCache bool `yaml:"-" json:"-"`
+	// Precision is the weights' format for inference (fp32, bf16, int8),
+	// applied when a model directory is loaded, not by decoding.
+	Precision string `yaml:"precision,omitempty" json:"precision,omitempty"`
 }
 
 // DefaultStop is GPT-2's id of ".", predict.py's stop token.
@@ -73,18 +76,39 @@ type Result struct {
 	// beam search's length-normalized score.
 	Score   float64
 	Stopped bool // ended by a stop token rather than the length limit
+	// Alternatives are beam search's other final beams, best first (empty
+	// for greedy and sampling): Result plus these are the n-best list.
+	Alternatives []Result
+}
+
+// Hooks are per-call extras that do not change which caption a row gets.
+type Hooks struct {
+	// OnToken, when set, sees each row's tokens as they are chosen
+	// (greedy, sample): one call per token, in order, the stop token
+	// included. Beam search only knows its best beam at the end, so it calls
+	// OnToken with the final best caption's tokens once the search is done.
+	OnToken func(row, token int)
+	// Seeds, when set, is each row's sampling seed; by default row r uses
+	// Options.Seed + r. Callers that batch unrelated requests give each its
+	// own so a request's samples do not depend on its neighbours.
+	Seeds []int64
 }
 
 // Generate decodes one caption per prefix row. prefix is [B, L, E] (float32,
 // not freed).
 func Generate(m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
-	return GenerateContext(context.Background(), m, prefix, opt)
+	return GenerateWith(context.Background(), m, prefix, opt, Hooks{})
 }
 
 // GenerateContext is Generate that gives up between two decoding steps once
 // ctx is done, returning ctx.Err(): a server stops working for a client
 // that timed out or went away.
 func GenerateContext(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
+	return GenerateWith(ctx, m, prefix, opt, Hooks{})
+}
+
+// GenerateWith is GenerateContext with per-token callbacks and per-row seeds.
+func GenerateWith(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options, h Hooks) ([]Result, error) {
 	opt = opt.WithDefaults()
 	shape := prefix.MustSize()
 	if len(shape) != 3 || shape[2] != m.Cfg.NEmbd {
@@ -96,14 +120,24 @@ func GenerateContext(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt 
 	if shape[0] == 0 {
 		return nil, nil
 	}
+	if h.Seeds != nil && int64(len(h.Seeds)) != shape[0] {
+		return nil, fmt.Errorf("generate: %d seeds for %d rows", len(h.Seeds), shape[0])
+	}
 	var out []Result
 	var err error
 	torchrt.NoGrad(func() {
 		switch opt.Strategy {
 		case Greedy, Sample:
-			out, err = stepwise(ctx, m, prefix, opt)
+			out, err = stepwise(ctx, m, prefix, opt, h)
 		case Beam:
 			out, err = beamSearch(ctx, m, prefix, opt)
+			if err == nil && h.OnToken != nil {
+				for r, res := range out {
+					for _, t := range res.Tokens {
+						h.OnToken(r, t)
+					}
+				}
+			}
 		default:
 			err = fmt.Errorf("generate: unknown strategy %q (greedy, beam or sample)", opt.Strategy)
 		}

@@ -13,7 +13,7 @@ import (
 // stepwise decodes greedily or by sampling, one token per step for every
 // unfinished row. Rows that finish leave the batch (and the cache), so a
 // batch costs what its unfinished captions cost.
-func stepwise(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options) ([]Result, error) {
+func stepwise(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options, h Hooks) ([]Result, error) {
 	b := prefix.MustSize()[0]
 	dev := prefix.MustDevice()
 	dec := newDecoder(m, b, prefix.MustSize()[1]+int64(opt.MaxTokens), opt.NoCache, dev)
@@ -24,10 +24,10 @@ func stepwise(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options
 	for i := range active {
 		active[i] = i
 	}
-	// Row r samples with image active[r]'s generator (seeded Seed + image),
-	// so results do not depend on which other rows finished.
+	// Row r samples with image active[r]'s generator (seeded Seed + image,
+	// or Hooks.Seeds), so results do not depend on which other rows finished.
 	proc := sample.New(sample.Config{Greedy: opt.Strategy == Greedy, Temperature: opt.Temperature,
-		TopK: opt.TopK, TopP: opt.TopP, Seed: opt.Seed}, int(b))
+		TopK: opt.TopK, TopP: opt.TopP, Seed: opt.Seed, Seeds: h.Seeds}, int(b))
 	logits, err := dec.step(prefix.MustShallowClone())
 	if err != nil {
 		return nil, err
@@ -63,6 +63,9 @@ func stepwise(ctx context.Context, m *gpt2.Model, prefix *ts.Tensor, opt Options
 			res := &results[img]
 			res.Tokens = append(res.Tokens, tok)
 			res.Score += lp[r]
+			if h.OnToken != nil {
+				h.OnToken(img, tok)
+			}
 			if isStop(tok, opt.StopTokens) {
 				res.Stopped = true
 				continue

@@ -19,6 +19,9 @@ type Model struct {
 	Blocks   []*Block
 	LnF      *nn.LayerNorm
 	store    *nn.Store // autocast setting of the LM head and attention products
+	// Head, when set, is the tied LM head in bf16 or int8 (SetPrecision);
+	// token lookups keep reading the float32 WTE.
+	Head *nn.LowP
 }
 
 // Block is one transformer layer, h.{i}.
@@ -166,6 +169,9 @@ func (m *Model) Forward(embeds, mask *ts.Tensor, cache *Cache, train bool) (*ts.
 // LM head: [B, T, vocab]. hidden is not freed.
 func (m *Model) Logits(hidden *ts.Tensor) *ts.Tensor {
 	shape := hidden.MustSize()
+	if m.Head != nil {
+		return m.Head.Forward(hidden, nil)
+	}
 	if m.store.Autocast() != gotch.Float {
 		wt := m.WTE.MustT(false)
 		defer wt.MustDrop()

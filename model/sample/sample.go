@@ -21,6 +21,9 @@ type Config struct {
 	TopK        int     // keep the k most likely tokens; 0 = off
 	TopP        float64 // keep the smallest set reaching this mass; 0 or >= 1 = off
 	Seed        int64   // sequence i draws from a generator seeded Seed + i
+	// Seeds, when set (one per sequence), replaces Seed + i: a caller that
+	// batches unrelated requests gives each sequence its request's seed.
+	Seeds []int64
 }
 
 // Processor applies a Config to the logits of up to n sequences.
@@ -38,7 +41,11 @@ func New(cfg Config, n int) *Processor {
 	if !cfg.Greedy {
 		p.rngs = make([]*rand.Rand, n)
 		for i := range p.rngs {
-			p.rngs[i] = rand.New(rand.NewSource(cfg.Seed + int64(i)))
+			seed := cfg.Seed + int64(i)
+			if i < len(cfg.Seeds) {
+				seed = cfg.Seeds[i]
+			}
+			p.rngs[i] = rand.New(rand.NewSource(seed))
 		}
 	}
 	return p

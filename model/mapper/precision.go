@@ -1,0 +1,30 @@
+package mapper
+
+import (
+	"fmt"
+
+	"github.com/clipcap/clipcap/model/nn"
+)
+
+// SetPrecision stores the mapper's linear layers in p for inference (see
+// nn.Linear.SetPrecision); fp32 restores them.
+func SetPrecision(m Mapper, p nn.Precision) error {
+	var ls []*nn.Linear
+	switch m := m.(type) {
+	case *mlpMapper:
+		ls = []*nn.Linear{m.fc1, m.fc2}
+	case *transformerMapper:
+		ls = append(ls, m.linear)
+		for _, l := range m.layers {
+			ls = append(ls, l.toQueries, l.toKeysValues, l.project, l.fc1, l.fc2)
+		}
+	default:
+		return fmt.Errorf("mapper %T: no low-precision support", m)
+	}
+	for _, l := range ls {
+		if _, err := l.SetPrecision(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

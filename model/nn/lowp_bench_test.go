@@ -1,0 +1,62 @@
+package nn
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/clipcap/clipcap/internal/torchrt"
+)
+
+// BenchmarkLowP times one decoding step's product with GPT-2 small's
+// c_fc (768x3072, Conv1D layout) and LM head (50257x768, transposed) per
+// precision, at 1 row (greedy) and 5 rows (beam 5); fp32 is the existing
+// path (gemv / small-row kernel). GB/s is weight bytes read per second.
+func BenchmarkLowP(b *testing.B) {
+	for _, shape := range []struct {
+		name       string
+		k, n       int64
+		transposed bool
+	}{{"c_fc", 768, 3072, false}, {"lm_head", 768, 50257, true}} {
+		ws := []int64{shape.k, shape.n}
+		if shape.transposed {
+			ws = []int64{shape.n, shape.k}
+		}
+		w := ts.MustRandn(ws, gotch.Float, gotch.CPU)
+		for _, rows := range []int64{1, 5} {
+			x := ts.MustRandn([]int64{rows, shape.k}, gotch.Float, gotch.CPU)
+			for _, p := range []Precision{FP32, BF16, Int8} {
+				var low *LowP
+				bytes := 4 * shape.k * shape.n
+				if p != FP32 {
+					low, _ = NewLowP(w, shape.transposed, p)
+					bytes = low.Bytes()
+				}
+				b.Run(fmt.Sprintf("%s/rows%d/%s", shape.name, rows, p), func(b *testing.B) {
+					torchrt.NoGrad(func() {
+						for i := 0; i < b.N; i++ {
+							var y *ts.Tensor
+							switch {
+							case low != nil:
+								y = low.Forward(x, nil)
+							case shape.transposed && rows == 1:
+								y = w.MustMv(x.MustView([]int64{shape.k}, false), false)
+							case shape.transposed:
+								y = MatmulT(x, w)
+							default:
+								c := &Conv1D{Weight: w, Bias: ts.MustZeros([]int64{shape.n}, gotch.Float, gotch.CPU)}
+								y = c.Forward(x)
+							}
+							y.MustDrop()
+						}
+					})
+					b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+			x.MustDrop()
+		}
+		w.MustDrop()
+	}
+}
