@@ -141,4 +141,3 @@ func TestUnpinnedFileIsCheckedAgainstItsRecord(t *testing.T) {
 		}
 	}
 }
-
