@@ -23,6 +23,7 @@ import (
 // exist in the original train.py keep its flag names.
 type Config struct {
 	Data             string  `yaml:"data"`               // feature store dir
+	VerifyData       bool    `yaml:"verify_data"`        // hash every store shard on open (else only changed ones)
 	OutDir           string  `yaml:"out_dir"`            // parent of the run dir
 	Prefix           string  `yaml:"prefix"`             // run name: the run dir is out_dir/prefix
 	Epochs           int     `yaml:"epochs"`             //

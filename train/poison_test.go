@@ -207,3 +207,26 @@ func TestPruneKeepsResumePoint(t *testing.T) {
 		}
 	}
 }
+
+// verify_data (--verify) hashes every shard; without it a shard whose size
+// and mtime are as last verified is trusted.
+func TestVerifyDataHashesShards(t *testing.T) {
+	store := makeStore(t, 2)
+	s, err := featstore.Open(store) // records the verified sizes and mtimes
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	shard := filepath.Join(store, "emb-00000.safetensors")
+	st, _ := os.Stat(shard)
+	data, _ := os.ReadFile(shard)
+	data[len(data)-1] ^= 1
+	os.WriteFile(shard, data, 0o644)
+	os.Chtimes(shard, st.ModTime(), st.ModTime())
+	c := tinyConfig(store, t.TempDir())
+	newTrainer(t, c)
+	c.VerifyData, c.Prefix = true, "verified"
+	if _, err := New(c, testLog{t}); err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("verify_data over a flipped bit: %v", err)
+	}
+}

@@ -180,7 +180,11 @@ func (t *Trainer) setup() error {
 	if t.Tok, t.tokDir, err = t.Cfg.LoadTokenizer(); err != nil {
 		return err
 	}
-	if t.store, err = featstore.Open(t.Cfg.Data); err != nil {
+	open := featstore.Open
+	if t.Cfg.VerifyData {
+		open = featstore.Verify
+	}
+	if t.store, err = open(t.Cfg.Data); err != nil {
 		return err
 	}
 	maxLen, _ := t.Cfg.maxTokensCap()
