@@ -14,11 +14,10 @@ import (
 	"time"
 )
 
-// hostCounting counts, per host, requests in flight on the client (from
-// RoundTrip until the body is closed).
+// hostCounting counts the requests to one host in flight on the client
+// (from RoundTrip until the body is closed).
 type hostCounting struct {
-	base http.RoundTripper
-	host string // only this host counts
+	host string
 	countingTransport
 }
 
@@ -26,7 +25,6 @@ func (c *hostCounting) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Host != c.host {
 		return c.base.RoundTrip(r)
 	}
-	c.countingTransport.base = c.base
 	return c.countingTransport.RoundTrip(r)
 }
 
@@ -50,7 +48,7 @@ func TestPerHostLimitCoversRedirects(t *testing.T) {
 	}
 	// The origin's own limit (2) never binds here: its redirects are
 	// instant. Without a limit on the CDN, 8 workers reach 8 there.
-	tr := &hostCounting{base: http.DefaultTransport, host: strings.TrimPrefix(cdn.URL, "http://")}
+	tr := &hostCounting{host: strings.TrimPrefix(cdn.URL, "http://"), countingTransport: countingTransport{base: http.DefaultTransport}}
 	st, err := Download(context.Background(), items, DownloadOptions{Dir: dir, Workers: 8, PerHost: 2, Client: &http.Client{Transport: tr}})
 	if err != nil || st.Downloaded != 24 {
 		t.Fatalf("%+v %v", st, err)

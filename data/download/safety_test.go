@@ -62,9 +62,7 @@ func TestLockPartialRejectsUnlinkedFile(t *testing.T) {
 func TestStalledServerTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	payload := bytes.Repeat([]byte("x"), 1000)
-	var tries int
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tries++
 		switch {
 		case r.URL.Path == "/headers":
 			<-release // never answers
