@@ -84,9 +84,8 @@ func removeIfSame(path string, st os.FileInfo) {
 const SumsFile = "checksums.json"
 
 type recordedSum struct {
-	Size    int64  `json:"size"`
-	MtimeNS int64  `json:"mtime_ns"`
-	SHA256  string `json:"sha256"`
+	Record
+	MtimeNS int64 `json:"mtime_ns"` // when Record was taken: unchanged means not rewritten
 }
 
 func readSums(dir string) map[string]recordedSum {
@@ -105,7 +104,7 @@ func recordSum(dest, sum string) error {
 	}
 	dir := filepath.Dir(dest)
 	sums := readSums(dir)
-	sums[filepath.Base(dest)] = recordedSum{Size: st.Size(), MtimeNS: st.ModTime().UnixNano(), SHA256: sum}
+	sums[filepath.Base(dest)] = recordedSum{Record{Size: st.Size(), SHA256: sum}, st.ModTime().UnixNano()}
 	data, err := json.MarshalIndent(sums, "", "  ")
 	if err != nil {
 		return err
