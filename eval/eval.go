@@ -24,6 +24,7 @@ import (
 type Options struct {
 	Model       string // model directory
 	Features    string // feature store (embeddings of the split's images)
+	Verify      bool   // hash every shard of Features, not only changed ones
 	Images      string // or: image directory, files named by the annotations
 	Annotations string // COCO captions file; references (else the store's captions)
 	Split       string

@@ -129,7 +129,11 @@ func loadInputs(opt Options) (*inputs, error) {
 // image id, in order of first appearance, with references from the store's
 // non-empty captions unless an annotation file gives them.
 func (in *inputs) fromStore(opt Options) error {
-	st, err := featstore.Open(opt.Features)
+	open := featstore.Open
+	if opt.Verify {
+		open = featstore.Verify
+	}
+	st, err := open(opt.Features)
 	if err != nil {
 		return err
 	}

@@ -101,13 +101,26 @@ var batchDelay time.Duration
 // Items reads the dataset and returns the items this shard processes, each
 // with its index in the full (limited) list.
 func Items(opt Options) ([]datasets.Item, []int, error) {
-	items, err := datasets.Read(opt.Dataset, opt.Input, datasets.Options{Images: opt.Images, Split: opt.Split, RestvalAsTrain: opt.RestvalAsTrain, NoAddPeriod: opt.NoAddPeriod})
+	items, err := allItems(opt)
 	if err != nil {
 		return nil, nil, err
+	}
+	return shardItems(opt, items)
+}
+
+// allItems is the dataset, limited, before sharding.
+func allItems(opt Options) ([]datasets.Item, error) {
+	items, err := datasets.Read(opt.Dataset, opt.Input, datasets.Options{Images: opt.Images, Split: opt.Split, RestvalAsTrain: opt.RestvalAsTrain, NoAddPeriod: opt.NoAddPeriod})
+	if err != nil {
+		return nil, err
 	}
 	if opt.Limit > 0 && len(items) > opt.Limit {
 		items = items[:opt.Limit]
 	}
+	return items, nil
+}
+
+func shardItems(opt Options, items []datasets.Item) ([]datasets.Item, []int, error) {
 	if opt.ShardCount < 0 || (opt.ShardCount > 0 && (opt.ShardIndex < 0 || opt.ShardIndex >= opt.ShardCount)) {
 		return nil, nil, fmt.Errorf("shard %d/%d: want 0 <= K < N", opt.ShardIndex, opt.ShardCount)
 	}
@@ -140,7 +153,15 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	if opt.Half && !opt.Device.IsCuda() {
 		return Summary{}, fmt.Errorf("--half runs CLIP in fp16, which needs a CUDA device (libtorch has no fp16 kernels for it on the CPU); use --device cuda, or --float16 to only store fp16")
 	}
-	items, idx, err := Items(opt)
+	all, err := allItems(opt)
+	if err != nil {
+		return Summary{}, err
+	}
+	items, idx, err := shardItems(opt, all)
+	if err != nil {
+		return Summary{}, err
+	}
+	inputs, err := fingerprint(opt, all)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -164,7 +185,7 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	cfg := model.Config
 	meta := featstore.Meta{CLIPModel: name, Preprocess: Preprocess(cfg.InputResolution),
 		Dataset: opt.Dataset, EmbedDim: int(cfg.EmbedDim), Float16: opt.Float16 || opt.Half, ShardInputs: opt.ShardSize,
-		ShardIndex: opt.ShardIndex, ShardCount: opt.ShardCount}
+		ShardIndex: opt.ShardIndex, ShardCount: opt.ShardCount, Inputs: inputs}
 	if opt.Half {
 		meta.CLIPPrecision = "fp16"
 	}
@@ -176,6 +197,7 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	defer w.Abort() // an error below leaves the store resumable
 	done := w.InputsDone()
 	if done > len(items) {
 		return Summary{}, fmt.Errorf("feature store %s already covers %d inputs but this shard has %d; was it made from another dataset, --split or --limit?", opt.Out, done, len(items))

@@ -146,7 +146,9 @@ func parseVTT(t *testing.T, path string) []cue {
 			fmt.Sscan(ms, &e)
 			return time.Duration(((a*60+b)*60+c)*1000+e) * time.Millisecond
 		}
-		out = append(out, cue{d(m[1], m[2], m[3], m[4]), d(m[5], m[6], m[7], m[8]), lines[2]})
+		// Cue text is escaped; read it back as a player would.
+		text := strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(lines[2])
+		out = append(out, cue{d(m[1], m[2], m[3], m[4]), d(m[5], m[6], m[7], m[8]), text})
 	}
 	return out
 }

@@ -1,13 +1,13 @@
 package live
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // sink is an ffmpeg or ffplay process reading raw RGB24 frames on stdin.
@@ -15,8 +15,35 @@ type sink struct {
 	name   string
 	cmd    *exec.Cmd
 	in     io.WriteCloser
-	stderr bytes.Buffer
+	stderr tailBuffer
 	broken bool
+}
+
+// tailBuffer collects a process's stderr for error messages. exec copies
+// into it from its own goroutine while write may read it, so it locks; and
+// it keeps only the last maxTail bytes, as a chatty process could grow it
+// without bound.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const maxTail = 16 << 10
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > maxTail {
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-maxTail:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }
 
 func rawInputArgs(w, h int, fps float64) []string {
@@ -35,7 +62,7 @@ func newEncoder(path string, w, h int, fps float64) (*sink, error) {
 	if ext := strings.ToLower(path); strings.HasSuffix(ext, ".mp4") || strings.HasSuffix(ext, ".mkv") || strings.HasSuffix(ext, ".mov") {
 		args = append(args, "-preset", "veryfast")
 	}
-	return startSink("output "+path, "ffmpeg", append(args, path))
+	return startSink("output "+path, "ffmpeg", append(args, fileURL(path)))
 }
 
 // newWindow shows frames in an ffplay window.

@@ -71,8 +71,16 @@ func (s Source) inputArgs() []string {
 	if s.Kind == Camera {
 		return []string{"-f", "v4l2", "-i", s.Path}
 	}
+	if s.Kind == File {
+		return []string{"-i", fileURL(s.Path)}
+	}
 	return []string{"-i", s.Path}
 }
+
+// fileURL makes a path an explicit ffmpeg file: URL, so a name such as
+// "-x.mp4" or "concat:a|b" (ffmpeg would read "proto:" as a protocol) is
+// only ever the file of that name.
+func fileURL(path string) string { return "file:" + path }
 
 // Frame is one decoded RGB24 frame.
 type Frame struct {

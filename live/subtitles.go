@@ -72,7 +72,11 @@ func (cw *CueWriter) closeCue(end time.Duration) error {
 		end = cw.start + time.Millisecond
 	}
 	cw.n++
-	fmt.Fprintf(cw.w, "%d\n%s --> %s\n%s\n\n", cw.n, cw.stamp(cw.start), cw.stamp(end), cw.text)
+	text := cw.text
+	if !cw.srt {
+		text = vttEscape(text)
+	}
+	fmt.Fprintf(cw.w, "%d\n%s --> %s\n%s\n\n", cw.n, cw.stamp(cw.start), cw.stamp(end), text)
 	return cw.flush()
 }
 
@@ -119,3 +123,9 @@ func CueText(s string) string {
 	s = strings.ReplaceAll(s, "-->", "->")
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// vttEscape writes cue text as WebVTT wants it: "&", "<" and ">" as
+// character references, so a caption is never read as markup (a "<"
+// would open a tag) and no "-->" can appear. SRT has no escapes; its cues
+// rely on CueText breaking the arrow.
+var vttEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace

@@ -55,7 +55,7 @@ func TestSmootherRule(t *testing.T) {
 func TestCueWriterFormats(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, want string }{
-		{"a.vtt", "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.500\nhello\n\n2\n00:00:01.500 --> 01:02:03.004\nx -> y\n\n"},
+		{"a.vtt", "WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.500\nhello\n\n2\n00:00:01.500 --> 01:02:03.004\nx -&gt; y\n\n"},
 		{"a.srt", "1\n00:00:00,000 --> 00:00:01,500\nhello\n\n2\n00:00:01,500 --> 01:02:03,004\nx -> y\n\n"},
 	} {
 		path := filepath.Join(dir, tc.name)

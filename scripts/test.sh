@@ -16,4 +16,10 @@ fi
 if [ $# -eq 0 ]; then set -- ./...; fi
 echo "test: go test $*" >&2
 go test -count=1 -timeout 30m "$@"
+# Full runs repeat the packages that start goroutines under the race detector
+# (about a minute on 2 cores).
+if [ "$*" = "./..." ]; then
+  echo "test: go test -race (serve, live, extract, train, data/download, data/datasets, data/featstore)" >&2
+  go test -race -count=1 -timeout 20m ./serve/... ./live/... ./extract/... ./train/... ./data/download/... ./data/datasets/... ./data/featstore/...
+fi
 if [ "$*" = ./... ] && [ "${FUZZTIME:-15s}" != 0 ]; then scripts/fuzz.sh; fi  # whole suite only; FUZZTIME=0 skips

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -22,6 +23,7 @@ import (
 // exist in the original train.py keep its flag names.
 type Config struct {
 	Data             string  `yaml:"data"`               // feature store dir
+	VerifyData       bool    `yaml:"verify_data"`        // hash every store shard on open (else only changed ones)
 	OutDir           string  `yaml:"out_dir"`            // parent of the run dir
 	Prefix           string  `yaml:"prefix"`             // run name: the run dir is out_dir/prefix
 	Epochs           int     `yaml:"epochs"`             //
@@ -186,20 +188,20 @@ func (c Config) Validate() error {
 		return bad("prefix_length_clip", "must be positive for the transformer mapper, got %d", c.PrefixLengthClip)
 	case c.MappingType == "transformer" && c.NumLayers <= 0:
 		return bad("num_layers", "must be positive for the transformer mapper, got %d", c.NumLayers)
-	case !(c.LR > 0):
-		return bad("lr", "must be positive, got %g", c.LR)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return bad("lr", "must be positive and finite, got %g", c.LR)
 	case c.WarmupSteps < 0:
 		return bad("warmup_steps", "must be >= 0, got %d", c.WarmupSteps)
-	case c.WeightDecay < 0:
-		return bad("weight_decay", "must be >= 0, got %g", c.WeightDecay)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return bad("weight_decay", "must be >= 0 and finite, got %g", c.WeightDecay)
 	case c.Device != "cpu" && c.Device != "cuda":
 		return bad("device", "%q is not cpu or cuda", c.Device)
 	case c.GPT2 == "" && c.GPT2Config == "":
 		return bad("gpt2", "weights path or preset name is required")
 	case c.GradAccum <= 0:
 		return bad("grad_accum", "must be positive, got %d", c.GradAccum)
-	case c.GradClip < 0:
-		return bad("grad_clip", "must be >= 0, got %g", c.GradClip)
+	case !(c.GradClip >= 0) || math.IsInf(c.GradClip, 0):
+		return bad("grad_clip", "must be >= 0 and finite (0 = off), got %g", c.GradClip)
 	case c.TrainSplit == "":
 		return bad("train_split", "must name a split of the store")
 	case c.ValEvery < 0:

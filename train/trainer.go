@@ -67,6 +67,9 @@ func New(cfg Config, log io.Writer, opts ...Option) (*Trainer, error) {
 	if _, err := os.Stat(filepath.Join(t.RunDir, LatestFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a run with checkpoints: resume it with --resume, or choose another prefix/out_dir", t.RunDir)
 	}
+	if t.leader() { // the one rank that writes checkpoints
+		cleanTemps(t.RunDir)
+	}
 	if err := t.setup(); err != nil {
 		return nil, err
 	}
@@ -126,6 +129,9 @@ func Resume(runDir string, sets []string, log io.Writer, opts ...Option) (*Train
 	for _, o := range opts {
 		o(t)
 	}
+	if t.leader() {
+		cleanTemps(runDir)
+	}
 	if err := t.setup(); err != nil {
 		return nil, err
 	}
@@ -174,7 +180,11 @@ func (t *Trainer) setup() error {
 	if t.Tok, t.tokDir, err = t.Cfg.LoadTokenizer(); err != nil {
 		return err
 	}
-	if t.store, err = featstore.Open(t.Cfg.Data); err != nil {
+	open := featstore.Open
+	if t.Cfg.VerifyData {
+		open = featstore.Verify
+	}
+	if t.store, err = open(t.Cfg.Data); err != nil {
 		return err
 	}
 	maxLen, _ := t.Cfg.maxTokensCap()
@@ -379,7 +389,15 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 			loss.MustDrop()
 			return 0, 0, fmt.Errorf("backward: %w", err)
 		}
-		total += loss.Float64Values(true)[0] / t.scaler.factor()
+		lv := loss.Float64Values(true)[0] / t.scaler.factor()
+		// One rank stopping alone would leave the others waiting in the
+		// all-reduce; with several ranks the (reduced) gradient check below
+		// stops them all at once. Under fp16 loss scaling an overflow is
+		// the scaler's to handle: it skips the step.
+		if !finite(lv) && t.world() <= 1 && t.scaler == nil {
+			return 0, 0, t.nonFinite(fmt.Sprintf("the loss of micro-batch %d is %g", t.st.Batch, lv))
+		}
+		total += lv
 		n += be.b.B
 		t.st.Micro++
 		t.st.Batch++
@@ -388,10 +406,23 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 		return 0, 0, err
 	}
 	// The reduced gradients are the same on every rank, so every rank
-	// makes the same decision to step or to skip.
+	// makes the same decision to step, to skip or to stop.
 	if t.scaler.unscale(t.params) {
+		// Check the gradients before the optimizer folds them into the
+		// weights and moments (clipping by a NaN norm is a no-op, so it
+		// cannot help); under loss scaling, unscale has checked them.
+		norm := 0.0
 		if t.Cfg.GradClip > 0 {
-			ClipGradNorm(t.params, t.Cfg.GradClip)
+			norm = ClipGradNorm(t.params, t.Cfg.GradClip)
+		} else if t.scaler == nil {
+			norm = gradNorm(t.params)
+		}
+		if !finite(norm) {
+			what := fmt.Sprintf("the gradient norm is %g", norm)
+			if name, _ := firstNonFinite(t.params, true); name != "" {
+				what += " (" + name + " holds NaN/Inf)"
+			}
+			return 0, 0, t.nonFinite(what)
 		}
 		t.Opt.Step(t.lr(t.st.Step))
 	} else {
@@ -405,6 +436,16 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 	// Each micro-batch loss was scaled by its share of the step's tokens, so
 	// the sum over micro-batches (and the mean over ranks) is the step's.
 	return total, n, nil
+}
+
+// nonFinite is the error that stops the run at the current step.
+func (t *Trainer) nonFinite(what string) error {
+	last := "none yet"
+	if dir, err := LatestCheckpoint(t.RunDir); err == nil {
+		last = dir
+	}
+	return fmt.Errorf("%w: optimizer step %d (epoch %d): %s; stopped before the step, nothing saved (latest checkpoint: %s). Lower lr, set grad_clip, or check the feature store",
+		ErrNonFinite, t.st.Step+1, t.st.Epoch+1, what, last)
 }
 
 // lr is the learning rate of optimizer step `step` (0-based).

@@ -21,6 +21,7 @@ func runEval(args []string) error {
 	o := eval.Options{}
 	fs.StringVar(&o.Model, "model", "", "model directory or released model name (clipcap-coco, ...)")
 	fs.StringVar(&o.Features, "features", "", "feature store holding the split's CLIP embeddings")
+	fs.BoolVar(&o.Verify, "verify", false, "hash every shard of --features against its manifest (default: only shards whose size or mtime changed)")
 	fs.StringVar(&o.Images, "images", "", "image directory (files named by the annotations' images[].file_name)")
 	fs.StringVar(&o.Annotations, "annotations", "", "COCO captions file with the references (default with --features: the store's captions)")
 	fs.StringVar(&o.Split, "split", "", "split to evaluate (e.g. test, val)")

@@ -39,6 +39,7 @@ func runTrain(args []string) error {
 	config := fs.String("config", "", "training config (YAML; presets in configs/)")
 	var sets stringList
 	fs.Var(&sets, "set", "override a config key, key=value (repeatable)")
+	verify := fs.Bool("verify", false, "hash every feature store shard against its manifest (verify_data=true)")
 	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix, started when it has no checkpoint yet) from its latest checkpoint")
 	nproc := fs.Int("nproc-per-node", 0, "data-parallel: start N workers on this machine (loopback rendezvous, cores/N threads each)")
 	rest, resume, dir := splitResume(args)
@@ -57,6 +58,9 @@ func runTrain(args []string) error {
 	opts, log, err := jobOptions()
 	if err != nil {
 		return err
+	}
+	if *verify {
+		sets = append(sets, "verify_data=true")
 	}
 	ctx, stop := signalContext()
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,7 +34,9 @@ type DownloadOptions struct {
 	Backoff     time.Duration // first retry delay, doubled each time (1s)
 	MaxBytes    int64         // largest accepted image (32 MiB)
 	RetryFailed bool          // try again the items FailuresFile lists
-	Client      *http.Client  // default: one with Timeout
+	Client      *http.Client  // default: one with Timeout and connect/header timeouts
+	// MaxRetryAfter caps how long a 429/503's Retry-After pauses a host (2m).
+	MaxRetryAfter time.Duration
 	// Progress, when set, is called after each item from one goroutine.
 	Progress func(DownloadStats)
 }
@@ -87,12 +90,23 @@ func Download(ctx context.Context, items []Item, opt DownloadOptions) (DownloadS
 	jobs := make(chan Item)
 	results := make(chan result)
 	hosts := &hostLimits{perHost: opt.PerHost, rate: opt.Rate, m: map[string]*hostLimit{}}
+	// The politeness limits live in the transport, so they hold for every
+	// request the client makes: redirect targets (CDNs) included.
+	client := *opt.Client
+	base := client.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	client.Transport = &limitedTransport{base: base, hosts: hosts}
+	opt.Client = &client
+	cleaner := &partCleaner{maxAge: 2 * opt.Timeout, done: map[string]bool{}}
 	var wg sync.WaitGroup
 	for w := 0; w < opt.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for it := range jobs {
+				cleaner.clean(filepath.Dir(it.Path))
 				results <- result{it, fetchItem(ctx, it, &opt, hosts)}
 			}
 		}()
@@ -181,8 +195,18 @@ func (o *DownloadOptions) defaults() {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 32 << 20
 	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = 2 * time.Minute
+	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: o.Timeout}
+		o.Client = &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: o.Timeout,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   o.PerHost,
+		}}
 	}
 }
 
@@ -221,7 +245,7 @@ func fetchItem(ctx context.Context, it Item, opt *DownloadOptions, hosts *hostLi
 	}
 	delay := opt.Backoff
 	for attempt := 0; ; attempt++ {
-		err = hosts.do(ctx, u.Host, func() error { return fetchOnce(ctx, it, opt) })
+		err = fetchOnce(ctx, it, opt)
 		var p permanent
 		if err == nil || errors.As(err, &p) || attempt >= opt.Retries || ctx.Err() != nil {
 			if err != nil && attempt > 0 {
@@ -229,8 +253,15 @@ func fetchItem(ctx context.Context, it Item, opt *DownloadOptions, hosts *hostLi
 			}
 			return err
 		}
+		wait := delay
+		var busy *busyError
+		if errors.As(err, &busy) && busy.after > 0 {
+			// The server said when to come back: the whole host waits.
+			wait = min(busy.after, opt.MaxRetryAfter)
+			hosts.pause(u.Host, wait)
+		}
 		select {
-		case <-time.After(delay):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -254,7 +285,7 @@ func fetchOnce(ctx context.Context, it Item, opt *DownloadOptions) error {
 	if resp.StatusCode != http.StatusOK {
 		err := fmt.Errorf("HTTP %s", resp.Status)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return err
+			return &busyError{err: err, after: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		}
 		return permanent{err}
 	}
@@ -274,6 +305,11 @@ func fetchOnce(ctx context.Context, it Item, opt *DownloadOptions) error {
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	n, err := io.Copy(tmp, io.LimitReader(resp.Body, opt.MaxBytes+1))
+	if err == nil {
+		// Durable before it is visible: after a crash a present file must
+		// be a whole one (a rerun skips present files).
+		err = syncFile(tmp)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -307,36 +343,56 @@ type hostLimit struct {
 	next time.Time
 }
 
-func (h *hostLimits) do(ctx context.Context, host string, fn func() error) error {
+func (h *hostLimits) get(host string) *hostLimit {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	l := h.m[host]
 	if l == nil {
 		l = &hostLimit{sem: make(chan struct{}, h.perHost)}
 		h.m[host] = l
 	}
-	h.mu.Unlock()
+	return l
+}
+
+// acquire takes one of the host's slots and waits for its next start time;
+// the caller calls the returned release when the request is over.
+func (h *hostLimits) acquire(ctx context.Context, host string) (release func(), err error) {
+	l := h.get(host)
 	select {
 	case l.sem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	defer func() { <-l.sem }()
+	release = func() { <-l.sem }
+	l.mu.Lock()
+	now := time.Now()
+	start := l.next
+	if start.Before(now) {
+		start = now
+	}
 	if h.rate > 0 {
-		l.mu.Lock()
-		now := time.Now()
-		start := l.next
-		if start.Before(now) {
-			start = now
-		}
 		l.next = start.Add(time.Duration(float64(time.Second) / h.rate))
-		l.mu.Unlock()
+	}
+	l.mu.Unlock()
+	if wait := time.Until(start); wait > 0 {
 		select {
-		case <-time.After(time.Until(start)):
+		case <-time.After(wait):
 		case <-ctx.Done():
-			return ctx.Err()
+			release()
+			return nil, ctx.Err()
 		}
 	}
-	return fn()
+	return release, nil
+}
+
+// pause holds back new requests to host for d (a Retry-After).
+func (h *hostLimits) pause(host string, d time.Duration) {
+	l := h.get(host)
+	l.mu.Lock()
+	if until := time.Now().Add(d); until.After(l.next) {
+		l.next = until
+	}
+	l.mu.Unlock()
 }
 
 // String summarizes the stats for a log line.

@@ -19,7 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/clipcap/clipcap/internal/progress"
@@ -28,8 +28,13 @@ import (
 // Options tunes a download. The zero value works: default client, cache
 // from CacheDir, 5 attempts, progress bar on a terminal stderr.
 type Options struct {
-	CacheDir string       // default CacheDir()
-	Client   *http.Client // default: a client without an overall timeout
+	CacheDir string // default CacheDir()
+	// Client defaults to one with connect, TLS-handshake and idle-connection
+	// timeouts but no overall one, which would cut multi-GB downloads.
+	Client *http.Client
+	// StallTimeout fails a try that waits this long for the response
+	// headers or for the next body bytes (default 60s); the retry resumes.
+	StallTimeout time.Duration
 	// Attempts is how many consecutive failed tries a file gets (default 5);
 	// a try that made progress does not count against it.
 	Attempts int
@@ -50,7 +55,10 @@ func (o *Options) defaults() error {
 		o.CacheDir = d
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{}
+		o.Client = NewClient()
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 60 * time.Second
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 5
@@ -111,22 +119,21 @@ func FetchFile(ctx context.Context, f File, dest string, opt Options) error {
 		return err
 	}
 	partial := dest + ".partial"
-	pf, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+	// One downloader per file: a second process would interleave writes.
+	pf, err := lockPartial(partial)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Name, err)
 	}
 	defer pf.Close()
 	defer func() {
 		// Leave no empty .partial behind a failure (404, refused connection);
-		// one holding data stays so the next run resumes.
-		if st, err := os.Stat(partial); err == nil && st.Size() == 0 {
-			os.Remove(partial)
+		// one holding data stays so the next run resumes. This runs before
+		// the Close above, while the lock is still ours: a process that
+		// failed to get the lock must never unlink the holder's file.
+		if st, err := pf.Stat(); err == nil && st.Size() == 0 {
+			removeIfSame(partial, st)
 		}
 	}()
-	// One downloader per file: a second process would interleave writes.
-	if err := syscall.Flock(int(pf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("%s: another download of %s is in progress (lock: %v)", f.Name, partial, err)
-	}
 
 	var hdr http.Header
 	failures := 0
@@ -158,9 +165,9 @@ func FetchFile(ctx context.Context, f File, dest string, opt Options) error {
 		}
 	}
 
-	if err := verify(f, pf, hdr); err != nil {
-		pf.Close()
-		os.Remove(partial)
+	sum, err := verify(f, pf, hdr)
+	if err != nil {
+		os.Remove(partial) // still locked: Close (deferred) comes after
 		return fmt.Errorf("%s: %w (downloaded file removed)", f.Name, err)
 	}
 	if err := pf.Sync(); err != nil {
@@ -172,6 +179,11 @@ func FetchFile(ctx context.Context, f File, dest string, opt Options) error {
 	if d, err := os.Open(filepath.Dir(dest)); err == nil {
 		d.Sync() // make the rename durable
 		d.Close()
+	}
+	if f.SHA256 == "" {
+		if err := recordSum(dest, sum); err != nil {
+			opt.Logf("download %s: recording its checksum: %v", f.Name, err)
+		}
 	}
 	return nil
 }
@@ -203,7 +215,8 @@ func existingOK(f File, dest string) (bool, error) {
 	}
 	defer fh.Close()
 	if f.SHA256 == "" {
-		return true, nil
+		// No pinned hash: check against what the first download recorded.
+		return checkRecorded(f, dest, fh)
 	}
 	sum, err := hashFile(fh, sha256.New())
 	if err != nil {
@@ -227,6 +240,19 @@ func tryOnce(ctx context.Context, f File, pf *os.File, opt *Options) (http.Heade
 		return nil, 0, permanentError{err}
 	}
 	offset := st.Size()
+	// The watchdog cancels the try when headers or body bytes stop coming
+	// for StallTimeout; each read that brings bytes rewinds it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	watchdog := time.AfterFunc(opt.StallTimeout, func() { stalled.Store(true); cancel() })
+	defer watchdog.Stop()
+	stallErr := func(err error) error {
+		if stalled.Load() {
+			return fmt.Errorf("GET %s: nothing received for %v: %w", f.URL, opt.StallTimeout, err)
+		}
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.URL, nil)
 	if err != nil {
 		return nil, 0, permanentError{err}
@@ -263,7 +289,7 @@ func tryOnce(ctx context.Context, f File, pf *os.File, opt *Options) (http.Heade
 		resp, err = followDrive(ctx, &client, req, resp)
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, stallErr(err)
 	}
 	defer resp.Body.Close()
 	for k, v := range resp.Header {
@@ -328,14 +354,14 @@ func tryOnce(ctx context.Context, f File, pf *os.File, opt *Options) (http.Heade
 	} else if bar = progress.New(opt.Stderr, total, progress.Options{Desc: f.Name, Unit: "bytes", Done: offset}); bar != nil {
 		w = io.MultiWriter(pf, bar)
 	}
-	n, err := io.Copy(w, resp.Body)
+	n, err := io.Copy(w, &rewind{r: resp.Body, t: watchdog, d: opt.StallTimeout})
 	if err == nil && (total < 0 || offset+n == total) {
 		bar.Finish()
 	} else {
 		bar.Stop()
 	}
 	if err != nil {
-		return hdr, n, fmt.Errorf("GET %s: connection lost after %d bytes: %w", f.URL, offset+n, err)
+		return hdr, n, stallErr(fmt.Errorf("GET %s: connection lost after %d bytes: %w", f.URL, offset+n, err))
 	}
 	if total >= 0 && offset+n != total {
 		return hdr, n, fmt.Errorf("GET %s: got %d of %d bytes", f.URL, offset+n, total)
@@ -358,8 +384,10 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 var hex40 = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // verify checks the complete partial file against the expected sha256, or,
-// for hub files without a recorded hash, against the hub's ETag headers.
-func verify(f File, pf *os.File, hdr http.Header) error {
+// for hub files without a recorded hash, against the hub's ETag headers. It
+// returns the file's sha256 (computed when nothing gave one), which a file
+// without a pinned hash records for later checks.
+func verify(f File, pf *os.File, hdr http.Header) (string, error) {
 	want, kind := f.SHA256, "sha256"
 	if want == "" && f.HubETag && hdr != nil {
 		if tag := cleanETag(hdr.Get("X-Linked-Etag")); hex64.MatchString(tag) {
@@ -370,11 +398,13 @@ func verify(f File, pf *os.File, hdr http.Header) error {
 			want = tag
 		}
 	}
-	if want == "" {
-		return nil // nothing to check against; sizes were checked already
-	}
 	if _, err := pf.Seek(0, io.SeekStart); err != nil {
-		return err
+		return "", err
+	}
+	if want == "" {
+		// Nothing to check against (a mirror without ETags); sizes were
+		// checked already. The hash is recorded: trust on first use.
+		return hashFile(pf, sha256.New())
 	}
 	var h hash.Hash
 	if kind == "sha256" {
@@ -382,19 +412,25 @@ func verify(f File, pf *os.File, hdr http.Header) error {
 	} else {
 		st, err := pf.Stat()
 		if err != nil {
-			return err
+			return "", err
 		}
 		h = sha1.New()
 		fmt.Fprintf(h, "blob %d\x00", st.Size())
 	}
 	got, err := hashFile(pf, h)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if got != want {
-		return permanentError{fmt.Errorf("%w: %s is %s, want %s", ErrHashMismatch, kind, got, want)}
+		return "", permanentError{fmt.Errorf("%w: %s is %s, want %s", ErrHashMismatch, kind, got, want)}
 	}
-	return nil
+	if kind == "sha256" {
+		return got, nil
+	}
+	if _, err := pf.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	return hashFile(pf, sha256.New())
 }
 
 func cleanETag(s string) string {

@@ -1,49 +1,11 @@
 package featstore
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
-
-// Verify opens a complete store and checks every shard against the sha256
-// its manifest records.
-func Verify(dir string) (*Store, error) {
-	s, err := Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	for _, sh := range s.Manifest.Shards {
-		p := filepath.Join(dir, sh.File)
-		sum, err := fileSHA256(p)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		if sum != sh.SHA256 {
-			s.Close()
-			return nil, fmt.Errorf("%s: sha256 %s, the manifest records %s (corrupted or replaced)", p, sum, sh.SHA256)
-		}
-	}
-	return s, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // event is one input of a part: a stored image (row >= 0, its captions) or a
 // rejected input.
@@ -96,6 +58,9 @@ func Merge(out string, parts []string, shardInputs int) (Manifest, error) {
 			return Manifest{}, fmt.Errorf("merge: %s (%s, dim %d, %s, %s, dataset %q) does not match %s (%s, dim %d, %s, %s, dataset %q)",
 				dir, m.CLIPModel, m.EmbedDim, m.Dtype, m.Preprocess, m.Dataset, parts[0], m0.CLIPModel, m0.EmbedDim, m0.Dtype, m0.Preprocess, m0.Dataset)
 		}
+		if d := m0.Inputs.Diff(m.Inputs); d != nil {
+			return Manifest{}, fmt.Errorf("merge: %s was extracted from other inputs than %s (%s)", dir, parts[0], strings.Join(d, "; "))
+		}
 		evs, err := partEvents(s, k)
 		if err != nil {
 			return Manifest{}, err
@@ -121,10 +86,11 @@ func Merge(out string, parts []string, shardInputs int) (Manifest, error) {
 	m0 := stores[0].Manifest
 	w, err := Create(out, Meta{CLIPModel: m0.CLIPModel, Preprocess: m0.Preprocess, Dataset: m0.Dataset,
 		EmbedDim: m0.EmbedDim, Float16: m0.Dtype == "F16", ShardInputs: shardInputs,
-		CLIPPrecision: m0.CLIPPrecision, AddPeriod: m0.AddPeriod})
+		CLIPPrecision: m0.CLIPPrecision, AddPeriod: m0.AddPeriod, Inputs: m0.Inputs})
 	if err != nil {
 		return Manifest{}, fmt.Errorf("merge: %w", err)
 	}
+	defer w.Abort()
 	emb := make([]float32, m0.EmbedDim)
 	for _, e := range events[w.InputsDone():] {
 		if e.row < 0 {

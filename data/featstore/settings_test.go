@@ -31,9 +31,11 @@ func TestSettingsRecordedAndChecked(t *testing.T) {
 	}
 	// An interrupted store resumes only with the same settings.
 	part := filepath.Join(root, "p0")
-	if _, err := Create(part, meta(0, &yes, "fp16")); err != nil {
+	w0, err := Create(part, meta(0, &yes, "fp16"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	w0.Abort() // as a killed run would: its lock goes with it
 	for _, m := range []Meta{meta(0, &no, "fp16"), meta(0, nil, "fp16"), meta(0, &yes, "")} {
 		if _, err := Create(part, m); err == nil || !strings.Contains(err.Error(), "other settings") {
 			t.Errorf("resume with add_period %v precision %q: %v", m.AddPeriod, m.CLIPPrecision, err)

@@ -6,9 +6,13 @@
 //	manifest.json          CLIP model, preprocessing, counts, shard checksums, rejected inputs
 //	captions.jsonl         one caption per line: image_id, caption, embedding row, split (+ domain)
 //	emb-00000.safetensors  embedding shards, tensor "embeddings" [rows, dim], F32 or F16
+//	lock                   flock(2)ed by the one writer (extract, merge) while it runs
+//	verified.json          size, mtime and sha256 of each shard at its last full check
 //
-// Shards are memory-mapped when read. Every file is written atomically, so a
-// killed writer leaves either the old or the new state, never a torn one.
+// Shards are memory-mapped when read, after a check of their sha256 against
+// the manifest (skipped for a shard whose size and mtime match
+// verified.json; Verify always hashes). Every file is written atomically, so
+// a killed writer leaves either the old or the new state, never a torn one.
 package featstore
 
 import (
@@ -54,6 +58,9 @@ type Manifest struct {
 	// committed shards: a resumed extraction skips that many.
 	InputsDone int  `json:"inputs_done"`
 	Complete   bool `json:"complete"`
+	// Inputs fingerprints what the extraction read; a resumed run with
+	// other inputs is refused. Absent in stores written before it existed.
+	Inputs *Inputs `json:"inputs,omitempty"`
 }
 
 // Shard is one embeddings file.
@@ -92,8 +99,15 @@ type Store struct {
 	starts   []int // first row of each shard
 }
 
-// Open reads a store, checking that the manifest, captions and shards agree.
-func Open(dir string) (*Store, error) {
+// Open reads a store, checking that the manifest, captions and shards agree
+// and that no shard changed since it was written (see verified.json above).
+func Open(dir string) (*Store, error) { return open(dir, false) }
+
+// Verify is Open with every shard hashed, whatever verified.json says
+// (`--verify`).
+func Verify(dir string) (*Store, error) { return open(dir, true) }
+
+func open(dir string, full bool) (*Store, error) {
 	s := &Store{Dir: dir}
 	mpath := filepath.Join(dir, ManifestFile)
 	data, err := os.ReadFile(mpath)
@@ -110,6 +124,9 @@ func Open(dir string) (*Store, error) {
 	}
 	if !s.Manifest.Complete {
 		return nil, fmt.Errorf("feature store %s is incomplete (its extraction is running or was interrupted; rerun extract to resume)", dir)
+	}
+	if err := checkShards(dir, s.Manifest.Shards, full); err != nil {
+		return nil, err
 	}
 	rows := 0
 	for _, sh := range s.Manifest.Shards {

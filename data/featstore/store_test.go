@@ -15,7 +15,8 @@ func writeStore(t *testing.T, dir string, n, shardInputs int, stopAfter int) {
 	}
 	for i := w.InputsDone(); i < n; i++ {
 		if i == stopAfter {
-			return // simulated kill: nothing after the last committed shard survives
+			w.Abort() // simulated kill: nothing after the last committed shard survives
+			return
 		}
 		if i%5 == 3 {
 			if err := w.Reject(filepath.Join("img", string(rune('a'+i))), "corrupt"); err != nil {

@@ -27,14 +27,17 @@ type Meta struct {
 	// the same names.
 	CLIPPrecision string
 	AddPeriod     *bool
+	Inputs        *Inputs // recorded in the manifest; a resume must match it
 }
 
 // Writer appends embeddings and captions to a store, committing a shard
 // every ShardInputs inputs. A writer created on a directory holding an
 // interrupted extraction with the same settings resumes after its last
-// committed shard.
+// committed shard. A writer holds the store's lock (LockFile) from Create
+// until Close or Abort.
 type Writer struct {
 	dir  string
+	lock *storeLock
 	man  Manifest
 	meta Meta
 	// pending shard
@@ -59,6 +62,21 @@ func Create(dir string, meta Meta) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	lock, err := lockStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := create(dir, meta)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	w.lock = lock
+	removeTemps(dir)
+	return w, nil
+}
+
+func create(dir string, meta Meta) (*Writer, error) {
 	dtype := "F32"
 	if meta.Float16 {
 		dtype = "F16"
@@ -66,7 +84,7 @@ func Create(dir string, meta Meta) (*Writer, error) {
 	w := &Writer{dir: dir, meta: meta}
 	want := Manifest{Version: 1, CLIPModel: meta.CLIPModel, EmbedDim: meta.EmbedDim, Dtype: dtype,
 		Preprocess: meta.Preprocess, Dataset: meta.Dataset, ShardIndex: meta.ShardIndex, ShardCount: meta.ShardCount,
-		CLIPPrecision: meta.CLIPPrecision, AddPeriod: meta.AddPeriod, Shards: []Shard{}, Rejected: []Rejected{}}
+		CLIPPrecision: meta.CLIPPrecision, AddPeriod: meta.AddPeriod, Shards: []Shard{}, Rejected: []Rejected{}, Inputs: meta.Inputs}
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -86,6 +104,12 @@ func Create(dir string, meta Meta) (*Writer, error) {
 		old.ShardIndex != want.ShardIndex || old.ShardCount != want.ShardCount || !sameSettings(old, want) {
 		return nil, fmt.Errorf("feature store %s holds an interrupted extraction with other settings (%s, dim %d, %s, dataset %q, shard %d/%d); remove it or use the same settings",
 			dir, old.CLIPModel, old.EmbedDim, old.Dtype, old.Dataset, old.ShardIndex, old.ShardCount)
+	}
+	if d := old.Inputs.Diff(meta.Inputs); d != nil {
+		return nil, diffError(dir, d)
+	}
+	if old.Inputs == nil {
+		old.Inputs = meta.Inputs // a store from before fingerprints adopts this one
 	}
 	// Shard boundaries must match for a resumed run to equal an uninterrupted one.
 	if len(old.Shards) > 0 && old.InputsDone != len(old.Shards)*meta.ShardInputs {
@@ -193,9 +217,16 @@ func (w *Writer) flush() error {
 	return w.commitManifest()
 }
 
+// Abort releases the store without committing the pending inputs, as a
+// killed run would; a later Create resumes after the last committed shard.
+// It does nothing after Close, so callers can defer it.
+func (w *Writer) Abort() { w.lock.release() }
+
 // Close commits the last shard and finalizes the store: captions.jsonl is
 // assembled from the shards' caption files, and the manifest marked complete.
+// The lock is released whether or not it succeeds.
 func (w *Writer) Close() error {
+	defer w.Abort()
 	if err := w.flush(); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,6 +48,55 @@ func jarCommand(opts Options, metric, jar string, args ...string) (*exec.Cmd, er
 	return cmd, nil
 }
 
+// watchdog kills a started jar when its time is up: the whole run after
+// JarTimeout, or (METEOR) an answer that took longer than AnswerTimeout.
+// fired says which, for the error message.
+type watchdog struct {
+	whole, step *time.Timer
+	stepLen     time.Duration
+	mu          sync.Mutex
+	why         string
+}
+
+func startWatchdog(cmd *exec.Cmd, opts Options) *watchdog {
+	whole, step := opts.JarTimeout, opts.AnswerTimeout
+	if whole <= 0 {
+		whole = time.Hour
+	}
+	if step <= 0 {
+		step = 5 * time.Minute
+	}
+	w := &watchdog{stepLen: step}
+	kill := func(why string) func() {
+		return func() {
+			w.mu.Lock()
+			if w.why == "" {
+				w.why = why
+			}
+			w.mu.Unlock()
+			cmd.Process.Kill()
+		}
+	}
+	w.whole = time.AfterFunc(whole, kill(fmt.Sprintf("killed after running for %v (JarTimeout)", whole)))
+	w.step = time.AfterFunc(step, kill(fmt.Sprintf("killed after %v without an answer (AnswerTimeout)", step)))
+	return w
+}
+
+// answered restarts the per-answer clock.
+func (w *watchdog) answered() { w.step.Reset(w.stepLen) }
+
+func (w *watchdog) stop() {
+	w.whole.Stop()
+	w.step.Stop()
+}
+
+// fired is why the process was killed, or "".
+func (w *watchdog) fired() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.why
+}
+
 // meteorScore speaks meteor-1.5.jar's -stdio protocol as pycocoevalcap
 // does: one "SCORE ||| ref ||| ... ||| hyp" line per image, answered by a
 // statistics line; then "EVAL ||| stats ||| ...", answered by one score per
@@ -69,6 +119,8 @@ func meteorScore(opts Options, cands []string, refs [][]string) (float64, []floa
 	if err := cmd.Start(); err != nil {
 		return 0, nil, fmt.Errorf("METEOR: starting %s: %w", opts.MeteorJar, err)
 	}
+	dog := startWatchdog(cmd, opts)
+	defer dog.stop()
 	defer func() {
 		stdin.Close()
 		cmd.Process.Kill() // like the toolkit's __del__; the answer is already read
@@ -87,6 +139,9 @@ func meteorScore(opts Options, cands []string, refs [][]string) (float64, []floa
 			cmd.Process.Kill()
 			<-done
 		}
+		if why := dog.fired(); why != "" {
+			err = fmt.Errorf("%v: %s", err, why)
+		}
 		return fmt.Errorf("METEOR: %s: %v (stderr: %s)", what, err, strings.TrimSpace(stderr.String()))
 	}
 	readLine := func() (string, error) {
@@ -94,6 +149,7 @@ func meteorScore(opts Options, cands []string, refs [][]string) (float64, []floa
 		if err != nil && (!errors.Is(err, io.EOF) || s == "") {
 			return "", err
 		}
+		dog.answered()
 		return strings.TrimSpace(s), nil
 	}
 	w := bufio.NewWriter(stdin)
@@ -184,7 +240,17 @@ func spiceScore(opts Options, cands []string, refs [][]string) (float64, []float
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return 0, nil, fmt.Errorf("SPICE: starting %s: %w", opts.SpiceJar, err)
+	}
+	opts.AnswerTimeout = math.MaxInt64 // SPICE answers once, at the end
+	dog := startWatchdog(cmd, opts)
+	err = cmd.Wait()
+	dog.stop()
+	if err != nil {
+		if why := dog.fired(); why != "" {
+			err = fmt.Errorf("%v: %s", err, why)
+		}
 		return 0, nil, fmt.Errorf("SPICE: %s: %v (output: %s)", opts.SpiceJar, err, strings.TrimSpace(stderr.String()))
 	}
 	return readSpiceOutput(outPath, len(cands))

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The bridges are tested against fake jars: this test binary re-executed as
@@ -225,5 +226,25 @@ func TestRealMeteor(t *testing.T) {
 		if v := im.Scores[Meteor]; !(v > 0.5 && v <= 1) {
 			t.Errorf("image %d: METEOR %g for a near-exact match", i, v)
 		}
+	}
+}
+
+// A jar that hangs is killed: METEOR when an answer does not come within
+// AnswerTimeout, SPICE when the run exceeds JarTimeout.
+func TestJarTimeouts(t *testing.T) {
+	ids, cands, refs := bridgeInput()
+	opts := fakeJava(t, "meteor")
+	javaCommand = func(java string, args ...string) *exec.Cmd { return exec.Command("sleep", "30") }
+	start := time.Now()
+	_, err := ScoreTokenized(ids, cands, refs, Options{Java: opts.Java, MeteorJar: opts.MeteorJar, AnswerTimeout: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "without an answer") {
+		t.Errorf("hung METEOR: %v", err)
+	}
+	_, err = ScoreTokenized(ids, cands, refs, Options{Java: opts.Java, SpiceJar: opts.SpiceJar, JarTimeout: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "running for 200ms") {
+		t.Errorf("hung SPICE: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the hung jars were waited on for %v", d)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Metric names, as pycocoevalcap's COCOEvalCap.eval keys them.
@@ -41,6 +42,11 @@ type Options struct {
 	// SpiceCache is SPICE's parse cache directory; default: a temporary
 	// directory removed afterwards.
 	SpiceCache string
+	// JarTimeout bounds one run of a jar (default 1h: SPICE parses a
+	// 5000-image split in minutes, longer on a first, uncached run);
+	// AnswerTimeout bounds METEOR's wait for each answer line (default 5m,
+	// its start-up included). A hung JVM is killed and reported.
+	JarTimeout, AnswerTimeout time.Duration
 }
 
 // Report holds corpus scores and per-image scores.
