@@ -43,14 +43,14 @@ func runTrain(args []string) error {
 	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix, started when it has no checkpoint yet) from its latest checkpoint")
 	nproc := fs.Int("nproc-per-node", 0, "data-parallel: start N workers on this machine (loopback rendezvous, cores/N threads each)")
 	rest, resume, dir := splitResume(args)
-	if err := fs.Parse(rest); err != nil {
+	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %v", fs.Args())
+		return usagef("unexpected arguments %v", fs.Args())
 	}
 	if *nproc < 0 {
-		return fmt.Errorf("--nproc-per-node: must be at least 1, got %d", *nproc)
+		return usagef("--nproc-per-node: must be at least 1, got %d", *nproc)
 	}
 	if *nproc > 0 {
 		return launchLocal(*nproc, args)
@@ -64,52 +64,13 @@ func runTrain(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	var t *train.Trainer
-	switch {
-	case resume:
-		if dir == "" {
-			if *config == "" {
-				return fmt.Errorf("--resume needs a RUN_DIR or --config")
-			}
-			cfg, cerr := train.LoadConfig(*config, sets)
-			if cerr != nil {
-				return cerr
-			}
-			// The config names the run: a restartable job resumes it, or
-			// starts it on its first start.
-			t, err = train.ResumeOrNew(cfg, sets, log, opts...)
-			break
-		}
-		t, err = train.Resume(dir, sets, log, opts...)
-	case *config == "":
+	if !resume && *config == "" {
 		return usagef("--config is required (presets in configs/)")
-	default:
-		cfg, cerr := train.LoadConfig(*config, sets)
-		if cerr != nil {
-			return cerr
-		}
-		t, err = train.New(cfg, log, opts...)
 	}
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	fmt.Fprintf(log, "run dir %s: %d train captions (max %d tokens), %d trainable parameters\n",
-		t.RunDir, t.Train.Len(), t.Train.MaxLen, t.Model.Store.NumParams("")-frozen(t))
-	if err := t.Run(ctx); err != nil {
-		return err
-	}
-	dir, err = train.LatestCheckpoint(t.RunDir)
+	dir, err = train.Start(ctx, train.Job{Config: *config, Sets: sets, Resume: resume, RunDir: dir}, log, opts...)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "done: model dir %s\n", dir)
 	return nil
-}
-
-func frozen(t *train.Trainer) int64 {
-	if t.Model.Cfg.FreezeGPT2 {
-		return t.Model.Store.NumParams("gpt")
-	}
-	return 0
 }
