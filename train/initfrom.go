@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/sugarme/gotch"
 	"gopkg.in/yaml.v3"
 
+	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/featstore"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
@@ -58,6 +60,15 @@ func field(c Config, key string) any {
 // directory, which means its latest checkpoint.
 func (c Config) initDir() (string, error) {
 	dir := c.InitFrom
+	if caption.IsReleased(dir) {
+		// A released model by name (clipcap-coco, ...): downloaded and
+		// imported on first use, verified afterwards.
+		d, err := caption.ResolveModel(context.Background(), dir, caption.ResolveOptions{})
+		if err != nil {
+			return "", fmt.Errorf("init_from: %w", err)
+		}
+		return d, nil
+	}
 	// A run dir has a config.yaml too (the training config): look for
 	// its latest pointer first.
 	if _, err := os.Stat(filepath.Join(dir, LatestFile)); err == nil {
