@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -169,7 +170,7 @@ wait:
 			break
 		}
 		sent := rl.tokens[c]
-		if len(sent) > len(cp.Tokens) || !equalInts(sent, cp.Tokens[:len(sent)]) {
+		if len(sent) > len(cp.Tokens) || !slices.Equal(sent, cp.Tokens[:len(sent)]) {
 			return res, nil, nil, fmt.Errorf("streamed tokens %v are not a prefix of choice %d's caption %v", sent, c, cp.Tokens)
 		}
 		for _, tok := range cp.Tokens[len(sent):] {
@@ -184,18 +185,6 @@ wait:
 		tails[c] = tail
 	}
 	return res, choices, tails, nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // sse writes server-sent events, sending the headers with the first one so

@@ -6,6 +6,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -155,7 +156,7 @@ func (s *Store) Assign(name string, src *ts.Tensor) error {
 	if !ok {
 		return fmt.Errorf("no parameter %q in the model", name)
 	}
-	if got, want := src.MustSize(), dst.MustSize(); !sameShape(got, want) {
+	if got, want := src.MustSize(), dst.MustSize(); !slices.Equal(got, want) {
 		return fmt.Errorf("tensor %q has shape %v, the model expects %v", name, got, want)
 	}
 	torchrt.NoGrad(func() { dst.Copy_(src) })
@@ -172,16 +173,4 @@ func (s *Store) Missing(have map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
