@@ -619,56 +619,48 @@ func (u *unpickler) stepBytes(op byte) error {
 }
 
 func (u *unpickler) stepGet(op byte) error {
-	switch op {
-	case 'g':
-		s, err := u.readLine()
-		if err != nil {
-			return err
-		}
-		i, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return u.errorf("bad GET %q", s)
-		}
-		return u.memoGet(i)
-	case 'h':
-		b, err := u.read(1)
-		if err != nil {
-			return err
-		}
-		return u.memoGet(int64(b[0]))
-	default:
-		b, err := u.read(4)
-		if err != nil {
-			return err
-		}
-		return u.memoGet(int64(binary.LittleEndian.Uint32(b)))
+	i, err := u.memoIndex(op, 'g', 'h', "GET")
+	if err != nil {
+		return err
 	}
+	return u.memoGet(i)
 }
 
 func (u *unpickler) stepPut(op byte) error {
+	i, err := u.memoIndex(op, 'p', 'q', "PUT")
+	if err != nil {
+		return err
+	}
+	return u.memoPut(i)
+}
+
+// memoIndex reads the memo index of a GET or PUT: a decimal line for the
+// text opcode, one byte for the short binary one, else four little-endian
+// bytes.
+func (u *unpickler) memoIndex(op, textOp, byteOp byte, what string) (int64, error) {
 	switch op {
-	case 'p':
+	case textOp:
 		s, err := u.readLine()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		i, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return u.errorf("bad PUT %q", s)
+			return 0, u.errorf("bad %s %q", what, s)
 		}
-		return u.memoPut(i)
-	case 'q':
+		return i, nil
+	case byteOp:
 		b, err := u.read(1)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		return u.memoPut(int64(b[0]))
+		return int64(b[0]), nil
 	default:
 		b, err := u.read(4)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		return u.memoPut(int64(binary.LittleEndian.Uint32(b)))
+		return int64(binary.LittleEndian.Uint32(b)), nil
 	}
 }
 
