@@ -243,6 +243,15 @@ func TestInferConfigErrors(t *testing.T) {
 		"rank":        {"visual.proj": {64, 16}, "visual.conv1.weight": {64, 3, 8}, "visual.positional_embedding": {17, 64}},
 		"no layer3":   {"visual.layer1.0.conv1.weight": {4, 4, 1, 1}, "visual.layer2.0.x": {1}, "visual.layer4.0.x": {1}},
 		"no attnpool": {"visual.layer1.0.conv1.weight": {4, 4, 1, 1}, "visual.layer2.0.x": {1}, "visual.layer3.0.x": {1}, "visual.layer4.0.x": {1}},
+		// Block names without the blocks' weights: the tower must not be
+		// built (and allocated) from names alone.
+		"tiny fake block": {"visual.proj": {64, 16}, "visual.conv1.weight": {64, 3, 8, 8}, "visual.positional_embedding": {17, 64},
+			"visual.transformer.resblocks.0.attn.in_proj_weight": {192, 64}, "visual.transformer.resblocks.1.attn.in_proj_weight": {1}},
+		"block gap": {"visual.proj": {64, 16}, "visual.conv1.weight": {64, 3, 8, 8}, "visual.positional_embedding": {17, 64},
+			"visual.transformer.resblocks.0.attn.in_proj_weight": {192, 64}, "visual.transformer.resblocks.99999.attn.in_proj_weight": {192, 64}},
+		"resnet block gap": {"visual.layer1.0.conv1.weight": {4, 4, 1, 1}, "visual.layer1.777.bn1.weight": {1}, "visual.layer2.0.conv1.weight": {4, 4, 1, 1},
+			"visual.layer3.0.conv1.weight": {4, 4, 1, 1}, "visual.layer4.0.conv1.weight": {4, 4, 1, 1},
+			"visual.attnpool.positional_embedding": {5, 128}, "visual.attnpool.c_proj.weight": {16, 128}},
 	}
 	for name, shapes := range cases {
 		if c, err := InferConfig(shapes); err == nil {

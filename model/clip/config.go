@@ -153,6 +153,21 @@ func InferConfig(shapes map[string][]int64) (Config, error) {
 				layers++
 			}
 		}
+		// Every counted block must be a real one of this width, numbered from
+		// 0: a file of many tiny tensors under block names must not make the
+		// tower allocate width-sized blocks for each (it would hold none of
+		// their weights).
+		w := conv[0]
+		for i := int64(0); i < layers; i++ {
+			n := fmt.Sprintf("visual.transformer.resblocks.%d.attn.in_proj_weight", i)
+			s, ok := shapes[n]
+			if !ok {
+				return Config{}, fmt.Errorf("clip: %d attention blocks but no %q: block indices must run from 0 without gaps", layers, n)
+			}
+			if len(s) != 2 || s[0] != 3*w || s[1] != w {
+				return Config{}, fmt.Errorf("clip: tensor %q has shape %v, want [%d %d] for width %d", n, s, 3*w, w, w)
+			}
+		}
 		grid, err := squareRoot(pos[0]-1, "visual.positional_embedding")
 		if err != nil {
 			return Config{}, err
@@ -178,6 +193,13 @@ func InferConfig(shapes map[string][]int64) (Config, error) {
 		c.ResLayers[b] = int64(len(seen))
 		if len(seen) == 0 {
 			return Config{}, fmt.Errorf("clip: no visual.proj (ViT) and no %s* tensors (ResNet): not a CLIP image tower", prefix)
+		}
+		// As for ViT blocks: numbered from 0, each with its convolution.
+		for i := 0; i < len(seen); i++ {
+			n := prefix + strconv.Itoa(i) + ".conv1.weight"
+			if s, ok := shapes[n]; !ok || len(s) != 4 {
+				return Config{}, fmt.Errorf("clip: %d blocks under %s* but tensor %q is missing or not 4-D: block indices must run from 0 without gaps", len(seen), prefix, n)
+			}
 		}
 	}
 	conv, err := get("visual.layer1.0.conv1.weight", 4)
