@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/clipcap/clipcap/data/datasets"
+	"github.com/clipcap/clipcap/data/imageproc/imagebomb"
 )
 
 type wantImage struct {
@@ -118,7 +119,7 @@ func TestBadInputsRecorded(t *testing.T) {
 		"empty.png":     "",
 		"text.png":      "hello, I am not an image",
 		"truncated.jpg": jpg.String(),
-		"bomb.png":      string(bombPNG()),
+		"bomb.png":      string(imagebomb.PNG(60000, 60000, 8, imagebomb.RGB)),
 	}
 	for name, data := range bad {
 		os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)

@@ -2,9 +2,7 @@ package extract
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,22 +10,9 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
-)
 
-// pngDeclaring is a PNG header declaring w x h 16-bit RGBA, with two bytes
-// of pixel data: a downloaded decompression bomb.
-func pngDeclaring(w, h int) []byte {
-	chunk := func(typ string, data []byte) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-		b = append(append(b, typ...), data...)
-		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, 16, 6, 0, 0, 0)
-	out := append([]byte("\x89PNG\r\n\x1a\n"), chunk("IHDR", ihdr)...)
-	return append(out, chunk("IDAT", []byte{0x78, 0x9c})...)
-}
+	"github.com/clipcap/clipcap/data/imageproc/imagebomb"
+)
 
 // Images under PIL's pixel limit but over the untrusted one (13000x13000:
 // 169 Mpx, several GB once decoded) are refused from their header.
@@ -36,7 +21,7 @@ func TestExtractRefusesImagesOverMaxPixels(t *testing.T) {
 	model := writeCLIP(t, root, tinyConfig)
 	dir := filepath.Join(root, "imgs")
 	writeImage(t, filepath.Join(dir, "good.png"), 1, 50, 40)
-	if err := os.WriteFile(filepath.Join(dir, "bomb.png"), pngDeclaring(13000, 13000), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bomb.png"), imagebomb.PNG(13000, 13000, 16, imagebomb.RGBA), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	input := filepath.Join(dir, "data.jsonl")

@@ -4,10 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"hash/crc32"
-	"image"
-	"image/jpeg"
 	"io"
 	"net"
 	"net/http"
@@ -16,41 +12,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clipcap/clipcap/data/imageproc/imagebomb"
 )
-
-// bombPNG declares w x h 8-bit grey with two bytes of pixel data.
-func bombPNG(w, h int) []byte {
-	chunk := func(typ string, data []byte) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-		b = append(append(b, typ...), data...)
-		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, 8, 0, 0, 0, 0)
-	out := append([]byte("\x89PNG\r\n\x1a\n"), chunk("IHDR", ihdr)...)
-	return append(out, chunk("IDAT", []byte{0x78, 0x9c})...)
-}
-
-// bombJPEG is a grey JPEG rewritten to declare w x h, cut after the scan
-// header.
-func bombJPEG(t *testing.T, w, h int) []byte {
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	sof, sos := bytes.Index(data, []byte{0xFF, 0xC0}), bytes.Index(data, []byte{0xFF, 0xDA})
-	binary.BigEndian.PutUint16(data[sof+5:], uint16(h))
-	binary.BigEndian.PutUint16(data[sof+7:], uint16(w))
-	return data[:sos+20]
-}
 
 // Images over MaxPixels (default 40 Mpx, below PIL's 179 Mpx) are refused
 // from their header: 413 at once, no pixel buffer allocated.
 func TestBombImagesRefusedFromHeader(t *testing.T) {
 	_, hs := newServer(t, Config{})
-	for name, body := range map[string][]byte{"png": bombPNG(8000, 6000), "jpeg": bombJPEG(t, 8000, 6000)} {
+	jpegBomb, err := imagebomb.JPEG(8000, 6000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"png": imagebomb.PNG(8000, 6000, 8, imagebomb.Gray), "jpeg": jpegBomb} {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		code, _, m := post(t, hs.URL+"/v1/captions", "image/"+name, body)

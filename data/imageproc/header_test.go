@@ -2,18 +2,17 @@ package imageproc
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
-	"image/jpeg"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"testing"
+
+	"github.com/clipcap/clipcap/data/imageproc/imagebomb"
 )
 
 // ReadConfig reports every fixture's decoded size from its header alone.
@@ -56,49 +55,15 @@ func TestReadConfigMatchesDecode(t *testing.T) {
 	}
 }
 
-// pngChunk frames one PNG chunk.
-func pngChunk(typ string, body []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-	b = append(b, typ...)
-	b = append(b, body...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), body...)))
-}
-
-// bombPNG is a PNG declaring w x h 16-bit RGBA with a few bytes of IDAT:
-// what matters is that nothing is allocated from the declared size.
-func bombPNG(w, h int) []byte {
-	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
-	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, 16, 6, 0, 0, 0)
-	out := []byte("\x89PNG\r\n\x1a\n")
-	out = append(out, pngChunk("IHDR", ihdr)...)
-	out = append(out, pngChunk("IDAT", []byte{0x78, 0x9c, 0x01, 0x00})...)
-	return out
-}
-
-// bombJPEG is a small JPEG whose frame header is rewritten to declare
-// w x h, cut off after the scan starts.
-func bombJPEG(t *testing.T, w, h int) []byte {
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	sof := bytes.Index(data, []byte{0xFF, 0xC0})
-	sos := bytes.Index(data, []byte{0xFF, 0xDA})
-	if sof < 0 || sos < 0 {
-		t.Fatal("no SOF0/SOS marker")
-	}
-	binary.BigEndian.PutUint16(data[sof+5:], uint16(h))
-	binary.BigEndian.PutUint16(data[sof+7:], uint16(w))
-	return data[:sos+20]
-}
-
 // A decompression bomb is refused from its header: ErrTooManyPixels, and
 // almost nothing allocated (the declared 13000x13000 would be GBs).
 func TestBombsRefusedBeforeAllocating(t *testing.T) {
 	d := Decoder{MaxPixels: UntrustedMaxPixels}
-	for name, data := range map[string][]byte{"bomb.png": bombPNG(13000, 13000), "bomb.jpg": bombJPEG(t, 13000, 13000)} {
+	jpegBomb, err := imagebomb.JPEG(13000, 13000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"bomb.png": imagebomb.PNG(13000, 13000, 16, imagebomb.RGBA), "bomb.jpg": jpegBomb} {
 		c, err := ReadConfig(data)
 		if err != nil || c.Width != 13000 || c.Height != 13000 {
 			t.Fatalf("%s: header %+v %v", name, c, err)
