@@ -137,6 +137,9 @@ func (m *Model) Forward(embeds, mask *ts.Tensor, cache *Cache, train bool) (*ts.
 		return nil, fmt.Errorf("gpt2: %d positions exceed n_positions %d", past+t, m.Cfg.NPositions)
 	}
 	dev := embeds.MustDevice()
+	if m.fastStep(t, mask, cache, train, dev) {
+		return m.stepRows(embeds, cache)
+	}
 	pos := ts.MustArangeStart(ts.IntScalar(past), ts.IntScalar(past+t), gotch.Int64, dev)
 	pe := ts.MustEmbedding(m.WPE, pos, -1, false, false)
 	pos.MustDrop()

@@ -14,7 +14,7 @@ import (
 
 // BenchmarkDecodeStep splits one batch-1 decoding step of GPT-2 small
 // (random weights, 20 cached positions) into the transformer blocks and the
-// LM head, to show where a token's time goes.
+// LM head, to show where a token's time goes, per precision.
 func BenchmarkDecodeStep(b *testing.B) {
 	store := nn.NewStore(gotch.CPU)
 	m, err := gpt2.New(store.Root(), gpt2.Presets["gpt2"])
@@ -22,6 +22,16 @@ func BenchmarkDecodeStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	store.SetTrainable("", false)
+	for _, p := range []nn.Precision{nn.FP32, nn.BF16, nn.Int8} {
+		if _, err := m.SetPrecision(p); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(string(p), func(b *testing.B) { decodeStep(b, m) })
+	}
+	m.SetPrecision(nn.FP32)
+}
+
+func decodeStep(b *testing.B, m *gpt2.Model) {
 	torchrt.NoGrad(func() {
 		cache := m.NewCache(1, 64, gotch.CPU)
 		x := ts.MustRandn([]int64{1, 20, 768}, gotch.Float, gotch.CPU)

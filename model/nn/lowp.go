@@ -177,7 +177,9 @@ LP_DEFINE(avx2, LPT256)
 LP_DEFINE(base, )
 
 // lp_level: 2 AVX-512, 1 AVX2+FMA, 0 portable C; lp_force (tests) caps it.
-static int lp_force = 2;
+// Level 3, the packed dot-product kernels of lowp_packed.go, is chosen when
+// the weights are converted (see packable).
+static int lp_force = 3;
 static int lp_level(void) {
 	static int level = -1;
 	if (level < 0) {
@@ -188,6 +190,7 @@ static int lp_level(void) {
 	return level < lp_force ? level : lp_force;
 }
 static int lp_set_force(int l) { lp_force = l; return lp_level(); }
+static int lp_forced(void) { return lp_force; }
 
 // lp_run computes all rows of x [R, K] over columns n0:n1, eight rows per
 // pass over the weights. kind: 0 int8, 1 bf16; t: w is [N, K].
@@ -254,6 +257,12 @@ type LowP struct {
 	Q          []int8    // int8 weights
 	H          []uint16  // bf16 weights
 	Scale      []float32 // int8: per output channel (N)
+
+	// packed: Q or H hold the dot-product layout of lowp_packed.go (only
+	// for the [N, K] layout); colsum and padScale serve its int8 kernel.
+	packed   bool
+	colsum   []int32
+	padScale []float32
 }
 
 // NewLowP converts w (float32; [K, N], or [N, K] when transposed) to p.
@@ -283,6 +292,9 @@ func NewLowP(w *ts.Tensor, transposed bool, p Precision) (*LowP, error) {
 			l.H[i] = toBF16(v)
 		}
 		runtime.KeepAlive(c)
+		if transposed && packable(p) {
+			l.pack()
+		}
 		return l, nil
 	}
 	l.Q = make([]int8, len(vals))
@@ -330,6 +342,9 @@ func NewLowP(w *ts.Tensor, transposed bool, p Precision) (*LowP, error) {
 		}
 	})
 	runtime.KeepAlive(c)
+	if transposed && packable(p) {
+		l.pack()
+	}
 	return l, nil
 }
 
@@ -357,16 +372,17 @@ func (l *LowP) Dequantized() *ts.Tensor {
 		shape = []int64{l.N, l.K}
 	}
 	vals := make([]float32, l.K*l.N)
+	q, h := l.unpacked()
 	for i := range vals {
 		switch l.Prec {
 		case BF16:
-			vals[i] = math.Float32frombits(uint32(l.H[i]) << 16)
+			vals[i] = math.Float32frombits(uint32(h[i]) << 16)
 		case Int8:
 			n := int64(i) % l.N
 			if l.Transposed {
 				n = int64(i) / l.K
 			}
-			vals[i] = float32(l.Q[i]) * l.Scale[n]
+			vals[i] = float32(q[i]) * l.Scale[n]
 		}
 	}
 	return ts.MustOfSlice(vals).MustView(shape, true)
@@ -392,7 +408,26 @@ func (l *LowP) Forward(x, b *ts.Tensor) *ts.Tensor {
 		bc = b.MustContiguous(false)
 		bp = (*C.float)(bc.MustDataPtr())
 	}
-	xp, yp := (*C.float)(xc.MustDataPtr()), (*C.float)(y.MustDataPtr())
+	l.mul(r, (*C.float)(xc.MustDataPtr()), bp, (*C.float)(y.MustDataPtr()))
+	runtime.KeepAlive(l)
+	xc.MustDrop()
+	if bc != nil {
+		bc.MustDrop()
+	}
+	return y.MustView(outShape, true)
+}
+
+// mul computes y [r, N] = x [r, K]·W + b (b nil or [N]) with the kernels
+// the weights were converted for.
+func (l *LowP) mul(r int64, xp, bp, yp *C.float) {
+	if r == 0 {
+		return
+	}
+	if l.packed {
+		l.mulPacked(r, xp, bp, yp)
+		runtime.KeepAlive(l)
+		return
+	}
 	var wp unsafe.Pointer
 	kind := C.int(1)
 	if l.Prec == Int8 {
@@ -413,13 +448,16 @@ func (l *LowP) Forward(x, b *ts.Tensor) *ts.Tensor {
 		C.lp_run(kind, t, C.int(r), xp, C.long(l.K), wp, C.long(l.N), sp, bp, yp, C.long(n0), C.long(n1))
 	})
 	runtime.KeepAlive(l)
-	xc.MustDrop()
-	if bc != nil {
-		bc.MustDrop()
-	}
-	return y.MustView(outShape, true)
 }
 
 // lowPLevel caps the kernels' instruction set (2 AVX-512, 1 AVX2, 0
 // portable C) and returns the level in use; for tests.
-func lowPLevel(cap int) int { return int(C.lp_set_force(C.int(cap))) }
+func lowPForced() int { return int(C.lp_forced()) }
+
+func lowPLevel(cap int) int {
+	level := int(C.lp_set_force(C.int(cap)))
+	if cap >= 3 && (hasVNNI || hasBF16Dp) {
+		return 3
+	}
+	return level
+}

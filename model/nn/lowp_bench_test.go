@@ -14,6 +14,8 @@ import (
 // c_fc (768x3072, Conv1D layout) and LM head (50257x768, transposed) per
 // precision, at 1 row (greedy) and 5 rows (beam 5); fp32 is the existing
 // path (gemv / small-row kernel). GB/s is weight bytes read per second.
+// The bf16 and int8 rows use the packed dot-product kernels where the CPU
+// has them (level 3); LOWP_LEVEL caps the level, to compare.
 func BenchmarkLowP(b *testing.B) {
 	for _, shape := range []struct {
 		name       string
@@ -31,7 +33,12 @@ func BenchmarkLowP(b *testing.B) {
 				var low *LowP
 				bytes := 4 * shape.k * shape.n
 				if p != FP32 {
-					low, _ = NewLowP(w, shape.transposed, p)
+					// Conv1D.SetPrecision stores its weight transposed too.
+					wt := w
+					if !shape.transposed {
+						wt = w.MustT(false).MustContiguous(true)
+					}
+					low, _ = NewLowP(wt, true, p)
 					bytes = low.Bytes()
 				}
 				b.Run(fmt.Sprintf("%s/rows%d/%s", shape.name, rows, p), func(b *testing.B) {

@@ -20,11 +20,11 @@ func maxAbs(t *ts.Tensor) float64 {
 // float32 rounding, in both layouts, for row counts around the 8-row
 // blocks and sizes that leave remainders in every loop.
 func TestLowPKernels(t *testing.T) {
-	const k, n = 131, 203
-	defer lowPLevel(2)
+	const k, n = 131, 301 // 19 blocks of 16: a remainder after blocks of 4
+	defer lowPLevel(3)
 	b := ts.MustRandn([]int64{n}, gotch.Float, gotch.CPU)
 	defer b.MustDrop()
-	for level := lowPLevel(2); level >= 0; level-- {
+	for level := lowPLevel(3); level >= 0; level-- {
 		if got := lowPLevel(level); got != level {
 			t.Fatalf("level %d: kernels run at %d", level, got)
 		}
@@ -73,6 +73,47 @@ func TestLowPKernels(t *testing.T) {
 				w.MustDrop()
 			}
 		}
+	}
+}
+
+// Products big enough to be shared out between the pool's threads give
+// the same results as on one thread, also when several goroutines multiply
+// at once (one of them gets the pool, the others compute alone).
+func TestLowPParallel(t *testing.T) {
+	const k, n, r = 768, 2000, 3
+	w := ts.MustRandn([]int64{n, k}, gotch.Float, gotch.CPU)
+	defer w.MustDrop()
+	for _, p := range []Precision{BF16, Int8} {
+		low, err := NewLowP(w, true, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := ts.MustRandn([]int64{r, k}, gotch.Float, gotch.CPU)
+		deq := low.Dequantized()
+		want := x.MustMatmul(deq.MustT(true), false)
+		done := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			go func() {
+				for i := 0; i < 20; i++ {
+					got := low.Forward(x, nil)
+					d := got.MustSub(want, true)
+					e := maxAbs(d)
+					d.MustDrop()
+					if e > 1e-4*maxAbs(want) {
+						done <- fmt.Errorf("%s: goroutine %d, product %d differs by %g", p, g, i, e)
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		for g := 0; g < 4; g++ {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+		x.MustDrop()
+		want.MustDrop()
 	}
 }
 
