@@ -39,7 +39,7 @@ func BenchmarkLiveOverlap(b *testing.B) {
 		b.Fatal(err)
 	}
 	opt := generate.Options{Strategy: generate.Greedy, MaxTokens: 20, StopTokens: []int{}}
-	for _, p := range []nn.Precision{nn.FP32, nn.Int8} {
+	for _, p := range []nn.Precision{nn.FP32, nn.BF16, nn.Int8} {
 		runtime.LockOSThread()
 		c, err := caption.Load(model, caption.Options{Device: gotch.CPU, Precision: string(p)})
 		runtime.UnlockOSThread()

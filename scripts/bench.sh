@@ -4,7 +4,8 @@
 # roughly 15–25 minutes on 2 cores (most of it in the PyTorch baselines).
 #   scripts/bench.sh                 # everything
 #   ONLY="blas generate" scripts/bench.sh
-# Sections: blas generate precision train dist extract score serve (dist: data-parallel scaling,
+# Sections: blas generate precision realtime train dist extract score serve (realtime: live and
+# serve frame -> caption per inference precision; dist: data-parallel scaling,
 # all-reduce vs loopback TCP). Baselines need Debian's python3-torch,
 # python3-pil and python3-numpy (scripts/bench.sh installs them when missing); the scoring
 # baseline needs a pycocoevalcap checkout in PYCOCOEVALCAP_DIR (skipped otherwise).
@@ -21,7 +22,7 @@ if [ -n "${need:-}" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-ONLY=${ONLY:-blas generate precision train dist extract score serve}
+ONLY=${ONLY:-blas generate precision realtime train dist extract score serve}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 rows=()
 row() { rows+=("$(printf '%-44s %14s %14s %8s' "$1" "$2" "$3" "$4")"); }
@@ -107,6 +108,19 @@ if want precision; then
   done
   for p in bf16 int8; do
     row "greedy batch 32 captions/s, $p vs fp32" "$(metric $f $B $p-batch32-img/s)" "$(metric $f $B fp32-batch32-img/s)" "$(ratio "$(metric $f $B $p-batch32-img/s)" "$(metric $f $B fp32-batch32-img/s)")"
+  done
+fi
+
+if want realtime; then
+  # Frame -> caption with ViT-B/32 + GPT-2 small, 20-token greedy captions: `live` on a 640x480
+  # video (overlap on) and `serve` one request at a time, per precision, fp32 the baseline.
+  gobench live ./live/ 'BenchmarkLiveOverlap' 1x
+  gobench servep ./serve/ 'BenchmarkServePrecision' 8x
+  lv() { awk -v p="$1" '$1 ~ "BenchmarkLiveOverlap/"p"/overlap=true" { for (i = 2; i < NF; i++) if ($(i+1) == "'"$2"'") { print $i; exit } }' "$work/live.txt"; }
+  sv() { awk -v p="$1" '$1 ~ "BenchmarkServePrecision/"p"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == "'"$2"'") { print $i; exit } }' "$work/servep.txt"; }
+  for p in bf16 int8; do
+    [ -n "$(lv $p captions/s)" ] && row "live $p vs fp32, captions/s (p50 ms $(lv $p p50-ms))" "$(lv $p captions/s)" "$(lv fp32 captions/s)" "$(ratio "$(lv $p captions/s)" "$(lv fp32 captions/s)")"
+    row "serve $p vs fp32, captions/s (p50 ms $(sv $p p50-ms))" "$(sv $p captions/s)" "$(sv fp32 captions/s)" "$(ratio "$(sv $p captions/s)" "$(sv fp32 captions/s)")"
   done
 fi
 

@@ -4,6 +4,7 @@ package nn
 #cgo CFLAGS: -O3 -Wno-psabi
 #cgo LDFLAGS: -lpthread
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -163,8 +164,11 @@ PKT_H static void pk_h16(int R, const uint16_t *xh, long K2, const uint16_t *w, 
 // GPT-2 step makes 49 products: measured, that was over 2 ms a token. The
 // pool's threads instead spin for a millisecond after each job (a step's
 // products follow each other within microseconds) before they sleep, as
-// OpenMP's active wait does. One job at a time: a caller that finds the pool
-// busy computes its product alone.
+// OpenMP's active wait does. A job is cut into a few chunks per thread that
+// the caller and the workers take in turn, so a worker the OS has not
+// scheduled yet (a busy machine) costs at most the chunk it holds; the
+// caller takes whatever is left. One job at a time: a caller that finds the
+// pool busy computes its product alone.
 typedef struct {
 	int kind; // 0 int8, 1 bf16
 	int R;
@@ -183,16 +187,26 @@ static void pk_run_job(const pk_job *j, long b0, long b1) {
 	else pk_h16(j->R, j->x, j->K4or2, j->w, j->b, j->y, j->N, b0, b1);
 }
 
-#define PK_MAXW 16
+// The job being run, tagged by generation: ctl holds the generation in its
+// high 32 bits and the next chunk to take in its low 32. A thread copies the
+// job, then takes chunks by compare-and-swap on ctl with the generation it
+// copied under: a copy made while the caller was moving to the next job
+// fails that swap and is discarded.
 static struct {
 	pthread_mutex_t busy, mu;
 	pthread_cond_t cv;
 	int workers; // threads besides the caller
-	atomic_long gen;
-	atomic_int pending, sleeping;
-	const pk_job *job;
-	long b0[PK_MAXW], b1[PK_MAXW];
+	atomic_ulong ctl;
+	atomic_long done; // chunks finished in this generation
+	atomic_int sleeping;
+	pk_job job;
+	long nb, chunk, chunks;
 } pk_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static inline void pk_relax(int spins) {
+	if (spins < 4096) _mm_pause();
+	else sched_yield();
+}
 
 static long pk_now_ns(void) {
 	struct timespec t;
@@ -200,25 +214,40 @@ static long pk_now_ns(void) {
 	return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-static void *pk_worker(void *arg) {
-	long id = (long)arg, seen = 0;
+// pk_take runs chunks of generation g until none are left or the
+// generation has moved on.
+static void pk_take(unsigned long g, const pk_job *j, long nb, long chunk, long chunks) {
 	for (;;) {
-		long g;
+		unsigned long c = atomic_load(&pk_pool.ctl);
+		if ((c >> 32) != g || (long)(c & 0xffffffffUL) >= chunks) return;
+		if (!atomic_compare_exchange_weak(&pk_pool.ctl, &c, c + 1)) continue;
+		long i = (long)(c & 0xffffffffUL), b0 = i * chunk, b1 = b0 + chunk;
+		pk_run_job(j, b0, b1 < nb ? b1 : nb);
+		atomic_fetch_add(&pk_pool.done, 1);
+	}
+}
+
+static void *pk_worker(void *arg) {
+	(void)arg;
+	unsigned long seen = 0;
+	for (;;) {
+		unsigned long g;
 		long start = pk_now_ns();
-		for (int spins = 0; (g = atomic_load(&pk_pool.gen)) == seen; spins++) {
-			_mm_pause();
+		for (int spins = 0; (g = atomic_load(&pk_pool.ctl) >> 32) == seen; spins++) {
+			pk_relax(spins);
 			if ((spins & 255) == 255 && pk_now_ns() - start > 1000000) {
 				pthread_mutex_lock(&pk_pool.mu);
 				atomic_fetch_add(&pk_pool.sleeping, 1);
-				while (atomic_load(&pk_pool.gen) == seen) pthread_cond_wait(&pk_pool.cv, &pk_pool.mu);
+				while ((atomic_load(&pk_pool.ctl) >> 32) == seen) pthread_cond_wait(&pk_pool.cv, &pk_pool.mu);
 				atomic_fetch_sub(&pk_pool.sleeping, 1);
 				pthread_mutex_unlock(&pk_pool.mu);
 				start = pk_now_ns();
 			}
 		}
+		pk_job j = pk_pool.job;
+		long nb = pk_pool.nb, chunk = pk_pool.chunk, chunks = pk_pool.chunks;
+		pk_take(g, &j, nb, chunk, chunks);
 		seen = g;
-		pk_run_job(pk_pool.job, pk_pool.b0[id], pk_pool.b1[id]);
-		atomic_fetch_sub(&pk_pool.pending, 1);
 	}
 	return NULL;
 }
@@ -227,10 +256,10 @@ static void *pk_worker(void *arg) {
 static int pk_start(int threads) {
 	pthread_mutex_lock(&pk_pool.busy);
 	if (pk_pool.workers == 0) {
-		if (threads > PK_MAXW + 1) threads = PK_MAXW + 1;
+		if (threads > 16) threads = 16;
 		for (long i = 0; i < threads - 1; i++) {
 			pthread_t t;
-			if (pthread_create(&t, NULL, pk_worker, (void *)i) != 0) break;
+			if (pthread_create(&t, NULL, pk_worker, NULL) != 0) break;
 			pthread_detach(t);
 			pk_pool.workers++;
 		}
@@ -240,31 +269,31 @@ static int pk_start(int threads) {
 	return w;
 }
 
-// pk_parallel runs the job's blocks 0..nb, in runs of align blocks shared
-// between the caller and the workers.
+// pk_parallel runs the job's blocks 0..nb in chunks of a multiple of align
+// blocks, four chunks per thread, on the caller and the workers.
 static void pk_parallel(const pk_job *j, long nb, long align, int serial) {
 	int w = pk_pool.workers;
 	if (serial || w == 0 || pthread_mutex_trylock(&pk_pool.busy) != 0) {
 		pk_run_job(j, 0, nb);
 		return;
 	}
-	long per = (nb + w) / (w + 1);
-	per = (per + align - 1) / align * align;
-	pk_pool.job = j;
-	for (int i = 0; i < w; i++) {
-		long b0 = per * (i + 1), b1 = b0 + per;
-		pk_pool.b0[i] = b0 < nb ? b0 : nb;
-		pk_pool.b1[i] = b1 < nb ? b1 : nb;
-	}
-	atomic_store(&pk_pool.pending, w);
-	atomic_fetch_add(&pk_pool.gen, 1);
+	long chunk = (nb + 4 * (w + 1) - 1) / (4 * (w + 1));
+	chunk = (chunk + align - 1) / align * align;
+	long chunks = (nb + chunk - 1) / chunk;
+	pk_pool.job = *j;
+	pk_pool.nb = nb;
+	pk_pool.chunk = chunk;
+	pk_pool.chunks = chunks;
+	atomic_store(&pk_pool.done, 0);
+	unsigned long g = (atomic_load(&pk_pool.ctl) >> 32) + 1;
+	atomic_store(&pk_pool.ctl, g << 32);
 	if (atomic_load(&pk_pool.sleeping) > 0) {
 		pthread_mutex_lock(&pk_pool.mu);
 		pthread_cond_broadcast(&pk_pool.cv);
 		pthread_mutex_unlock(&pk_pool.mu);
 	}
-	pk_run_job(j, 0, per < nb ? per : nb);
-	while (atomic_load(&pk_pool.pending) > 0) _mm_pause();
+	pk_take(g, j, nb, chunk, chunks);
+	for (int spins = 0; atomic_load(&pk_pool.done) < chunks; spins++) pk_relax(spins);
 	pthread_mutex_unlock(&pk_pool.busy);
 }
 
