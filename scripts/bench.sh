@@ -77,6 +77,7 @@ if want dist; then
   gobench dist ./train/ 'BenchmarkDataParallel$' 1x
   f=$work/dist.txt; B=BenchmarkDataParallel
   row "train 2 workers x 1 thread vs 1 x 1, samples/s" "$(metric $f $B 2x1-samples/s)" "$(metric $f $B 1x1-samples/s)" "$(metric $f $B speedup)x"
+  row "  the same at batch 8 a worker, samples/s" "$(metric $f $B 2x1-samples/s-bs8)" "$(metric $f $B 1x1-samples/s-bs8)" "$(metric $f $B speedup-bs8)x"
   gobench allreduce ./internal/dist/ 'BenchmarkAllReduceGPT2Small$' 3x
   f=$work/allreduce.txt; B=BenchmarkAllReduceGPT2Small
   row "all-reduce GPT-2 small grads (498 MB), GB/s" "$(metric $f $B GB/s)" "$(metric $f $B tcp-GB/s)" "$(metric $f $B x-tcp)x"

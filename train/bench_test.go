@@ -56,6 +56,7 @@ func benchBatches(caps [][]int, plan [][]int, dim int) []*Batch {
 			for j, id := range caps[row] {
 				b.Tokens[i*b.T+j], b.Mask[i*b.T+j] = int64(id), 1
 			}
+			b.NTokens += len(caps[row]) // the loss's normaliser, as Dataset.batch counts it
 		}
 		out = append(out, b)
 	}
