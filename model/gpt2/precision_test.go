@@ -31,15 +31,7 @@ func logitsOf(t *testing.T, m *Model, x *ts.Tensor) *ts.Tensor {
 // one-token decoding (the batch-1 path) and 8+ rows (row blocks) agree,
 // and fp32 restores the exact float32 results.
 func TestPrecisionLogitBounds(t *testing.T) {
-	torchrt.ManualSeed(3)
-	cfg := Presets["gpt2"]
-	cfg.NEmbd, cfg.NLayer, cfg.NHead, cfg.NPositions, cfg.VocabSize = 64, 2, 2, 32, 301
-	store := nn.NewStore(gotch.CPU)
-	m, err := New(store.Root(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.SetTrainable("", false)
+	m, _ := smallModel(t, 3, 2)
 	// Trained GPT-2 weights are far from N(0, 0.02); widen them so the
 	// logits spread over several units, as a real model's do.
 	torchrt.NoGrad(func() {
@@ -79,6 +71,21 @@ func TestPrecisionLogitBounds(t *testing.T) {
 	if floor*3 > full {
 		t.Errorf("int8 reads %d bytes per token, fp32 %d: want about a quarter", floor, full)
 	}
+}
+
+// smallModel is a frozen random GPT-2 of width 64, 2 layers, vocabulary 301.
+func smallModel(t *testing.T, seed int64, heads int64) (*Model, *nn.Store) {
+	t.Helper()
+	torchrt.ManualSeed(seed)
+	cfg := Presets["gpt2"]
+	cfg.NEmbd, cfg.NLayer, cfg.NHead, cfg.NPositions, cfg.VocabSize = 64, 2, heads, 32, 301
+	store := nn.NewStore(gotch.CPU)
+	m, err := New(store.Root(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetTrainable("", false)
+	return m, store
 }
 
 func maxAbsT(t *ts.Tensor) float64 {

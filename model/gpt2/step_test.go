@@ -17,15 +17,7 @@ import (
 // float32 rounding; after a Reorder (beam search) too. The test also checks
 // that the steps really took stepRows.
 func TestStepRowsMatchesForward(t *testing.T) {
-	torchrt.ManualSeed(5)
-	cfg := Presets["gpt2"]
-	cfg.NEmbd, cfg.NLayer, cfg.NHead, cfg.NPositions, cfg.VocabSize = 64, 2, 4, 32, 301
-	store := nn.NewStore(gotch.CPU)
-	m, err := New(store.Root(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.SetTrainable("", false)
+	m, store := smallModel(t, 5, 4)
 	torchrt.NoGrad(func() {
 		for _, v := range store.All() { // non-trivial biases and norms
 			noise := v.Tensor.MustRandnLike(false).MustMulScalar(ts.FloatScalar(0.1), true)
