@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"github.com/clipcap/clipcap/caption"
 )
 
-// RegisterFlags defines `clipcap eval`'s flags for Options' plain fields on
-// fs (the CLI's shared flags fill Device, Decode and RawText).
+// RegisterFlags defines `clipcap eval`'s flags for Options' plain fields
+// and RawText on fs (the CLI's shared flags fill Device and Decode).
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Model, "model", "", "model directory or released model name (clipcap-coco, ...)")
 	fs.StringVar(&o.Features, "features", "", "feature store holding the split's CLIP embeddings")
@@ -24,6 +26,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Dataset, "dataset", "", "coco, conceptual or nocaps: which paper row to compare with (default: inferred)")
 	fs.StringVar(&o.Precision, "precision", "", "GPT-2 and mapper weights: fp32, bf16 or int8 (default: the model directory's)")
 	fs.StringVar(&o.CLIP, "clip", "", "CLIP weights or OpenAI model name for --images (default: the model directory's)")
+	caption.RawTextVar(fs, &o.RawText)
 }
 
 // WriteScores prints the headline corpus scores that were computed, one a

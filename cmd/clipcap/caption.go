@@ -16,14 +16,14 @@ func init() {
 func runCaption(args []string) error {
 	fs := newFlags("caption", "--model DIR (--image F... | --embedding F.npy) [flags]", captionSummary)
 	var mf modelFlags
-	mf.register(fs)
+	mf.RegisterFlags(fs)
 	var images stringList
 	fs.Var(&images, "image", "image file (repeatable; also positional arguments)")
 	embedding := fs.String("embedding", "", ".npy file of CLIP embeddings [N, D], one caption per row")
 	asJSON := fs.Bool("json", false, "print one JSON object per input: {\"caption\", \"tokens\", ...}")
 	batch := fs.Int("batch", 16, "inputs per forward pass")
 	var dec decodeFlags
-	dec.register(fs)
+	dec.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

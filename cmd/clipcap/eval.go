@@ -21,8 +21,7 @@ func runEval(args []string) error {
 	o.RegisterFlags(fs)
 	device := deviceFlag(fs)
 	var dec decodeFlags
-	dec.register(fs)
-	rawText := rawTextFlag(fs)
+	dec.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,7 +35,6 @@ func runEval(args []string) error {
 	if o.Decode, err = dec.options(); err != nil {
 		return err
 	}
-	o.RawText = *rawText
 	if o.Device, err = torchrt.ParseDevice(*device); err != nil {
 		return err
 	}

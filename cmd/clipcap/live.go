@@ -22,11 +22,11 @@ func runLive(args []string) error {
 			"a copy; --subtitles writes a cue per caption. --every on a file samples a frame\n"+
 			"per interval of its timestamps and captions each, faster than real time.")
 	var mf modelFlags
-	mf.register(fs)
+	mf.RegisterFlags(fs)
 	var lf live.Flags
 	lf.RegisterFlags(fs)
 	var dec decodeFlags
-	dec.register(fs)
+	dec.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

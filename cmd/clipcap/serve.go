@@ -21,7 +21,7 @@ func runServe(args []string) error {
 			"the web page at /, /healthz and /metrics. Concurrent requests are batched into one\n"+
 			"forward pass. SIGTERM or Ctrl-C finishes the requests in flight, then exits.")
 	var mf modelFlags
-	mf.register(fs)
+	mf.RegisterFlags(fs)
 	var sf serve.Flags
 	sf.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -33,7 +33,7 @@ func runServe(args []string) error {
 	}
 	defer unlock()
 	cfg := sf.Parsed()
-	cfg.ModelName = filepath.Base(filepath.Clean(*mf.model))
+	cfg.ModelName = filepath.Base(filepath.Clean(mf.Model))
 	s, err := serve.New(c, cfg)
 	if err != nil {
 		return err

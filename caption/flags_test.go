@@ -1,0 +1,61 @@
+package caption
+
+import (
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/clipcap/clipcap/model/generate"
+)
+
+func newFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func TestLoadFlags(t *testing.T) {
+	fs := newFlagSet()
+	var f LoadFlags
+	f.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if f != (LoadFlags{Device: "auto"}) {
+		t.Errorf("defaults %+v", f)
+	}
+	if err := fs.Parse(strings.Fields("--model m --clip ViT-B/32 --device cpu --raw-text --precision bf16")); err != nil {
+		t.Fatal(err)
+	}
+	if f != (LoadFlags{Model: "m", CLIP: "ViT-B/32", Device: "cpu", Precision: "bf16", RawText: true}) {
+		t.Errorf("parsed %+v", f)
+	}
+}
+
+func TestDecodeFlags(t *testing.T) {
+	parse := func(args string) (generate.Options, error) {
+		fs := newFlagSet()
+		var d DecodeFlags
+		d.RegisterFlags(fs)
+		if err := fs.Parse(strings.Fields(args)); err != nil {
+			t.Fatal(err)
+		}
+		return d.Options()
+	}
+	// No flags: every field zero, so the model's defaults apply.
+	if o, err := parse(""); err != nil || !reflect.DeepEqual(o, generate.Options{}) {
+		t.Errorf("defaults %+v, %v", o, err)
+	}
+	o, err := parse("--strategy sample --beam 3 --max-tokens 20 --temperature 0.7 --top-k 5 --top-p 0.9 --seed 7 --stop 13,198")
+	want := generate.Options{Strategy: generate.Sample, BeamSize: 3, MaxTokens: 20, Temperature: 0.7, TopK: 5, TopP: 0.9, Seed: 7, StopTokens: []int{13, 198}}
+	if err != nil || !reflect.DeepEqual(o, want) {
+		t.Errorf("got %+v (%v), want %+v", o, err, want)
+	}
+	for _, bad := range []string{"--strategy nucleus", "--stop x"} {
+		if _, err := parse(bad); err == nil || !strings.HasPrefix(err.Error(), "--"+strings.Fields(bad)[0][2:]) {
+			t.Errorf("%s: error %v, want one naming the flag", bad, err)
+		}
+	}
+}
