@@ -72,3 +72,35 @@ func (d *DecodeFlags) Options() (generate.Options, error) {
 	}
 	return o, nil
 }
+
+// ImportFlags are `clipcap import`'s: ImportOptions plus
+// --no-normalize-prefix, which with --normalize-prefix says whether the
+// model's normalisation was stated (NormalizeStated).
+type ImportFlags struct {
+	ImportOptions
+	NoNormalizePrefix bool
+}
+
+// RegisterFlags defines import's flags on fs, with their defaults.
+func (f *ImportFlags) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.From, "from", "", "official (CLIP_prefix_caption checkpoint), hf-gpt2, openai-clip or hf-clip")
+	fs.StringVar(&f.Checkpoint, "checkpoint", "", "the published weights file (or HF directory for hf-gpt2)")
+	fs.StringVar(&f.Out, "out", "", "model directory to write (for openai-clip / hf-clip: an existing model directory to add the encoder to)")
+	fs.StringVar(&f.GPT2Config, "gpt2-config", "", "HuggingFace config.json of the GPT-2 (default: gpt2 small; sizes read from the weights)")
+	fs.StringVar(&f.CLIPFile, "clip", "", "official/hf-gpt2: CLIP weights to put in the model directory so caption --image works alone")
+	fs.StringVar(&f.CLIPName, "clip-name", "", "name of the CLIP model the mapper was trained on (default ViT-B/32 for 512-dim, RN50x4 for 640-dim)")
+	fs.BoolVar(&f.NormalizePrefix, "normalize-prefix", false, "official: the model was trained on L2-normalized CLIP embeddings (the transformer notebook does this; predict.py does not)")
+	fs.BoolVar(&f.NoNormalizePrefix, "no-normalize-prefix", false, "official: the model was trained on raw CLIP embeddings (predict.py's way); silences the transformer variant's warning")
+	fs.StringVar(&f.MappingType, "mapping-type", "mlp", "hf-gpt2: mapper to create, mlp or transformer")
+	fs.Int64Var(&f.PrefixLength, "prefix-length", 10, "hf-gpt2: prefix length")
+	fs.Int64Var(&f.ClipLength, "prefix-length-clip", 10, "hf-gpt2: transformer mapper clip length")
+	fs.Int64Var(&f.NumLayers, "num-layers", 8, "hf-gpt2: transformer mapper layers")
+	fs.Int64Var(&f.ClipDim, "clip-dim", 512, "hf-gpt2: CLIP embedding width")
+}
+
+// Parsed returns the ImportOptions the parsed flags describe.
+func (f *ImportFlags) Parsed() ImportOptions {
+	o := f.ImportOptions
+	o.NormalizeStated = f.NormalizePrefix || f.NoNormalizePrefix
+	return o
+}

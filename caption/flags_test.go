@@ -59,3 +59,25 @@ func TestDecodeFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestImportFlags(t *testing.T) {
+	parse := func(args string) ImportOptions {
+		fs := newFlagSet()
+		var f ImportFlags
+		f.RegisterFlags(fs)
+		if err := fs.Parse(strings.Fields(args)); err != nil {
+			t.Fatal(err)
+		}
+		return f.Parsed()
+	}
+	if o := parse(""); o != (ImportOptions{MappingType: "mlp", PrefixLength: 10, ClipLength: 10, NumLayers: 8, ClipDim: 512}) {
+		t.Errorf("defaults %+v", o)
+	}
+	o := parse("--from official --checkpoint c.pt --out m --clip-name RN50x4 --no-normalize-prefix --clip-dim 640")
+	if o.From != "official" || o.Checkpoint != "c.pt" || o.Out != "m" || o.CLIPName != "RN50x4" || o.ClipDim != 640 || o.NormalizePrefix || !o.NormalizeStated {
+		t.Errorf("parsed %+v", o)
+	}
+	if o := parse("--normalize-prefix"); !o.NormalizePrefix || !o.NormalizeStated {
+		t.Errorf("--normalize-prefix: %+v", o)
+	}
+}
