@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/clipcap/clipcap/caption"
+	"github.com/clipcap/clipcap/eval/metrics"
 )
 
 // RegisterFlags defines `clipcap eval`'s flags for Options' plain fields
@@ -21,8 +22,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Out, "out", "", "output directory")
 	fs.IntVar(&o.Batch, "batch", 16, "images per generation batch")
 	fs.IntVar(&o.Limit, "limit", 0, "evaluate only the first N images of the split")
-	fs.StringVar(&o.MeteorJar, "meteor-jar", "", "pycocoevalcap's meteor-1.5.jar (with its data/ directory)")
-	fs.StringVar(&o.SpiceJar, "spice-jar", "", "pycocoevalcap's spice-1.0.jar (with its lib/ directory)")
+	metrics.JarVars(fs, &o.MeteorJar, &o.SpiceJar)
 	fs.StringVar(&o.Dataset, "dataset", "", "coco, conceptual or nocaps: which paper row to compare with (default: inferred)")
 	fs.StringVar(&o.Precision, "precision", "", "GPT-2 and mapper weights: fp32, bf16 or int8 (default: the model directory's)")
 	fs.StringVar(&o.CLIP, "clip", "", "CLIP weights or OpenAI model name for --images (default: the model directory's)")
