@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -20,25 +19,18 @@ const extractUsage = "--dataset coco|clipcap|coco-format|conceptual|nocaps|folde
 	"--clip NAME_OR_PATH --out STORE [--split S] [--shard K/N] [--shard-size N] [--batch N] [--workers N] [--float16] [--limit N]\n" +
 	"       clipcap extract --merge --out STORE [--shard-size N] PART...   (or: clipcap extract merge ...)"
 
-// newExtractFlags defines the flags; the deploy recipes' test parses their
-// command lines with it.
-func newExtractFlags() (*flag.FlagSet, *extract.Flags) {
+func runExtract(args []string) error {
+	if len(args) > 0 && args[0] == "merge" {
+		args = append([]string{"--merge"}, args[1:]...)
+	}
 	fs := newFlags("extract", extractUsage,
 		"Encode every image of a dataset with a CLIP image tower into a feature store\n"+
 			"(embedding shards, captions.jsonl, manifest.json). Bad images are skipped and\n"+
 			"listed in the manifest. A killed run resumes where its last shard was committed.\n"+
 			"--shard K/N processes the items with index % N == K; merge the N parts with\n"+
 			"--merge. --split filters splits (Karpathy, JSONL) or labels files without one.")
-	var f extract.Flags
+	var f extract.Flags // the deploy recipes' test parses their command lines with these flags
 	f.RegisterFlags(fs)
-	return fs, &f
-}
-
-func runExtract(args []string) error {
-	if len(args) > 0 && args[0] == "merge" {
-		args = append([]string{"--merge"}, args[1:]...)
-	}
-	fs, f := newExtractFlags()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -48,6 +48,14 @@ func LoadDefault() (*Tokenizer, error) {
 	return Load(dir)
 }
 
+// LoadDir loads the tokenizer from dir, or from DefaultDir when dir is "".
+func LoadDir(dir string) (*Tokenizer, error) {
+	if dir == "" {
+		return LoadDefault()
+	}
+	return Load(dir)
+}
+
 // Load reads vocab.json and merges.txt from dir.
 func Load(dir string) (*Tokenizer, error) {
 	vocabPath := filepath.Join(dir, VocabFile)
