@@ -320,11 +320,7 @@ func (u *unpickler) step(op byte) error {
 			u.push(pyTuple(items))
 		}
 	case 'a', 'e', 0x90: // APPEND, APPENDS, ADDITEMS (sets are lists)
-		items, err := u.popArgs(op)
-		if err != nil {
-			return err
-		}
-		t, err := u.top()
+		items, t, err := u.popArgsOnto(op)
 		if err != nil {
 			return err
 		}
@@ -338,11 +334,7 @@ func (u *unpickler) step(op byte) error {
 		}
 		l.items = append(l.items, items...)
 	case 's', 'u': // SETITEM, SETITEMS
-		items, err := u.popArgs(op)
-		if err != nil {
-			return err
-		}
-		t, err := u.top()
+		items, t, err := u.popArgsOnto(op)
 		if err != nil {
 			return err
 		}
@@ -552,6 +544,17 @@ func (u *unpickler) popArgs(op byte) ([]any, error) {
 		return u.popN(n)
 	}
 	return u.popMark()
+}
+
+// popArgsOnto pops op's items and returns them with the object below them,
+// which they go into (APPEND's list, SETITEM's dict).
+func (u *unpickler) popArgsOnto(op byte) ([]any, any, error) {
+	items, err := u.popArgs(op)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := u.top()
+	return items, t, err
 }
 
 // setPairs sets d's keys and values from items: k0, v0, k1, v1, ...
