@@ -1,28 +1,17 @@
 package caption
 
 import (
-	"flag"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/clipcap/clipcap/internal/flagtest"
 	"github.com/clipcap/clipcap/model/generate"
 )
 
-func newFlagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
 func TestLoadFlags(t *testing.T) {
-	fs := newFlagSet()
 	var f LoadFlags
-	f.RegisterFlags(fs)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
+	fs := flagtest.Parse(t, f.RegisterFlags)
 	if f != (LoadFlags{Device: "auto"}) {
 		t.Errorf("defaults %+v", f)
 	}
@@ -36,12 +25,8 @@ func TestLoadFlags(t *testing.T) {
 
 func TestDecodeFlags(t *testing.T) {
 	parse := func(args string) (generate.Options, error) {
-		fs := newFlagSet()
 		var d DecodeFlags
-		d.RegisterFlags(fs)
-		if err := fs.Parse(strings.Fields(args)); err != nil {
-			t.Fatal(err)
-		}
+		flagtest.Parse(t, d.RegisterFlags, strings.Fields(args)...)
 		return d.Options()
 	}
 	// No flags: every field zero, so the model's defaults apply.
@@ -62,12 +47,8 @@ func TestDecodeFlags(t *testing.T) {
 
 func TestImportFlags(t *testing.T) {
 	parse := func(args string) ImportOptions {
-		fs := newFlagSet()
 		var f ImportFlags
-		f.RegisterFlags(fs)
-		if err := fs.Parse(strings.Fields(args)); err != nil {
-			t.Fatal(err)
-		}
+		flagtest.Parse(t, f.RegisterFlags, strings.Fields(args)...)
 		return f.Parsed()
 	}
 	if o := parse(""); o != (ImportOptions{MappingType: "mlp", PrefixLength: 10, ClipLength: 10, NumLayers: 8, ClipDim: 512}) {

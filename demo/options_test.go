@@ -2,22 +2,17 @@ package demo
 
 import (
 	"bufio"
-	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
 func TestRegisterFlags(t *testing.T) {
-	fs := flag.NewFlagSet("demo-data", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var o Options
-	o.RegisterFlags(fs)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
+	fs := flagtest.Parse(t, o.RegisterFlags)
 	if o != (Options{Sizes: Sizes{Train: 1500, Val: 150, Test: 150}, Size: 64, Seed: 1}) {
 		t.Errorf("defaults %+v", o)
 	}

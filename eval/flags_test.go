@@ -1,22 +1,16 @@
 package eval
 
 import (
-	"flag"
-	"io"
 	"strings"
 	"testing"
 
 	"github.com/clipcap/clipcap/eval/metrics"
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
 func TestRegisterFlags(t *testing.T) {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var o Options
-	o.RegisterFlags(fs)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
+	fs := flagtest.Parse(t, o.RegisterFlags)
 	if o.Batch != 16 || o.Limit != 0 || o.Verify {
 		t.Errorf("defaults %+v", o)
 	}

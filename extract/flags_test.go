@@ -1,39 +1,31 @@
 package extract
 
 import (
-	"flag"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sugarme/gotch"
+
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
-func parseExtractFlags(t *testing.T, args ...string) (*Flags, error) {
+func parseExtractFlags(t *testing.T, args ...string) *Flags {
 	t.Helper()
-	fs := flag.NewFlagSet("extract", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var f Flags
-	f.RegisterFlags(fs)
-	return &f, fs.Parse(args)
+	flagtest.Parse(t, f.RegisterFlags, args...)
+	return &f
 }
 
 // The flags land in Options' fields; the defaults are the documented ones.
 func TestFlagsSetOptions(t *testing.T) {
-	f, err := parseExtractFlags(t)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := parseExtractFlags(t)
 	if !f.RestvalAsTrain || f.ShardSize != 4096 || f.Batch != 32 || f.MaxPixels != DefaultMaxPixels || f.Device != "auto" ||
 		f.Fetch.Workers != 16 || f.Fetch.PerHost != 4 || f.Fetch.Timeout != 30*time.Second || f.Fetch.MaxBytes != 32<<20 {
 		t.Errorf("defaults: %+v", f)
 	}
-	f, err = parseExtractFlags(t, "--dataset", "jsonl", "--input", "in.jsonl", "--clip", "c.pt", "--out", "st", "--shard", "1/3",
+	f = parseExtractFlags(t, "--dataset", "jsonl", "--input", "in.jsonl", "--clip", "c.pt", "--out", "st", "--shard", "1/3",
 		"--device", "cpu", "--batch", "8", "--float16", "--restval-as-train=false", "--download", "--per-host", "2", "--max-pixels", "-1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	opt, err := f.RunOptions()
 	if err != nil {
 		t.Fatal(err)
@@ -57,10 +49,7 @@ func TestFlagsRejectBadShardAndDevice(t *testing.T) {
 		{"--shard x", `--shard "x"`},
 		{"--device gpu", `device "gpu"`},
 	} {
-		f, err := parseExtractFlags(t, strings.Fields(c.args)...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f := parseExtractFlags(t, strings.Fields(c.args)...)
 		if _, err := f.RunOptions(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.args, err, c.want)
 		}

@@ -1,21 +1,16 @@
 package live
 
 import (
-	"flag"
-	"io"
 	"testing"
 	"time"
+
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
 func TestFlagsSetOptions(t *testing.T) {
 	parse := func(args ...string) Options {
-		fs := flag.NewFlagSet("live", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
 		var f Flags
-		f.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
+		flagtest.Parse(t, f.RegisterFlags, args...)
 		return f.Parsed()
 	}
 	if o := parse(); !o.Window || o.Smooth != DefaultSmoothing || o.Overlap || o.Every != 0 {

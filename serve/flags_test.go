@@ -1,23 +1,18 @@
 package serve
 
 import (
-	"flag"
-	"io"
 	"reflect"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
 func parseServeFlags(t *testing.T, args ...string) Config {
 	t.Helper()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var f Flags
-	f.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
+	flagtest.Parse(t, f.RegisterFlags, args...)
 	if f.Addr == "" {
 		t.Error("no default --addr")
 	}

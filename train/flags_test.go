@@ -1,23 +1,18 @@
 package train
 
 import (
-	"flag"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
 func TestFlagsParsed(t *testing.T) {
 	parse := func(args string) Flags {
-		fs := flag.NewFlagSet("train", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
 		var f Flags
-		f.RegisterFlags(fs)
 		rest, resume, dir := SplitResume(strings.Fields(args))
-		if err := fs.Parse(rest); err != nil {
-			t.Fatal(err)
-		}
+		flagtest.Parse(t, f.RegisterFlags, rest...)
 		f.Resume, f.RunDir = resume, dir
 		return f
 	}

@@ -2,21 +2,17 @@ package metrics
 
 import (
 	"flag"
-	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/clipcap/clipcap/internal/flagtest"
 )
 
 func TestJarVars(t *testing.T) {
-	fs := flag.NewFlagSet("score", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	var o Options
-	JarVars(fs, &o.MeteorJar, &o.SpiceJar)
-	if err := fs.Parse(strings.Fields("--meteor-jar m.jar --spice-jar s.jar")); err != nil {
-		t.Fatal(err)
-	}
+	flagtest.Parse(t, func(fs *flag.FlagSet) { JarVars(fs, &o.MeteorJar, &o.SpiceJar) }, "--meteor-jar", "m.jar", "--spice-jar", "s.jar")
 	if o.MeteorJar != "m.jar" || o.SpiceJar != "s.jar" {
 		t.Errorf("%+v", o)
 	}
