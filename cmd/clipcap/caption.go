@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
-	"fmt"
 	"os"
 
 	"github.com/clipcap/clipcap/caption"
@@ -18,14 +16,14 @@ func init() {
 func runCaption(args []string) error {
 	fs := newFlags("caption", "--model DIR (--image F... | --embedding F.npy) [flags]", captionSummary)
 	var mf modelFlags
-	mf.register(fs)
+	mf.RegisterFlags(fs)
 	var images stringList
 	fs.Var(&images, "image", "image file (repeatable; also positional arguments)")
 	embedding := fs.String("embedding", "", ".npy file of CLIP embeddings [N, D], one caption per row")
 	asJSON := fs.Bool("json", false, "print one JSON object per input: {\"caption\", \"tokens\", ...}")
 	batch := fs.Int("batch", 16, "inputs per forward pass")
 	var dec decodeFlags
-	dec.register(fs)
+	dec.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,34 +48,13 @@ func runCaption(args []string) error {
 	defer unlock()
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
-	emit := func(label string, index int, cp caption.Caption) error {
-		if *asJSON {
-			line, err := json.Marshal(struct {
-				Input   string  `json:"input"`
-				Index   int     `json:"index"`
-				Caption string  `json:"caption"`
-				Tokens  []int   `json:"tokens"`
-				Score   float64 `json:"score"`
-			}{label, index, cp.Text, cp.Tokens, cp.Score})
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(out, "%s\n", line)
-			return err
-		}
-		if len(images) > 1 {
-			_, err := fmt.Fprintf(out, "%s\t%s\n", label, cp.Text)
-			return err
-		}
-		_, err := fmt.Fprintln(out, cp.Text)
-		return err
-	}
+	p := caption.Printer{W: out, JSON: *asJSON, Labels: len(images) > 1}
 	if *embedding != "" {
 		return c.FromNpy(*embedding, *batch, opt, func(i int, cp caption.Caption) error {
-			return emit(*embedding, i, cp)
+			return p.Print(*embedding, i, cp)
 		})
 	}
 	return c.FromFiles(ctx, images, *batch, opt, func(i int, cp caption.Caption) error {
-		return emit(images[i], i, cp)
+		return p.Print(images[i], i, cp)
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/clipcap/clipcap/caption"
 	"github.com/clipcap/clipcap/data/download"
@@ -35,12 +34,7 @@ func runDownload(args []string) error {
 		return err
 	}
 	if *list {
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tLICENCE\tWHAT")
-		for _, e := range download.Catalog() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Kind, e.Size, e.Licence, e.About)
-		}
-		return tw.Flush()
+		return download.WriteCatalog(os.Stdout)
 	}
 	if fs.NArg() == 0 {
 		return usagef("name at least one model or dataset (clipcap download --list)")

@@ -18,31 +18,18 @@ func init() {
 
 func runImport(args []string) error {
 	fs := newFlags("import", "--from official|hf-gpt2|openai-clip|hf-clip --checkpoint F --out DIR [flags]", importSummary)
-	from := fs.String("from", "", "official (CLIP_prefix_caption checkpoint), hf-gpt2, openai-clip or hf-clip")
-	ckpt := fs.String("checkpoint", "", "the published weights file (or HF directory for hf-gpt2)")
-	out := fs.String("out", "", "model directory to write (for openai-clip / hf-clip: an existing model directory to add the encoder to)")
-	gpt2Config := fs.String("gpt2-config", "", "HuggingFace config.json of the GPT-2 (default: gpt2 small; sizes read from the weights)")
-	clipFile := fs.String("clip", "", "official/hf-gpt2: CLIP weights to put in the model directory so caption --image works alone")
-	clipName := fs.String("clip-name", "", "name of the CLIP model the mapper was trained on (default ViT-B/32 for 512-dim, RN50x4 for 640-dim)")
-	normalize := fs.Bool("normalize-prefix", false, "official: the model was trained on L2-normalized CLIP embeddings (the transformer notebook does this; predict.py does not)")
-	noNormalize := fs.Bool("no-normalize-prefix", false, "official: the model was trained on raw CLIP embeddings (predict.py's way); silences the transformer variant's warning")
-	mapping := fs.String("mapping-type", "mlp", "hf-gpt2: mapper to create, mlp or transformer")
-	prefixLen := fs.Int64("prefix-length", 10, "hf-gpt2: prefix length")
-	clipLen := fs.Int64("prefix-length-clip", 10, "hf-gpt2: transformer mapper clip length")
-	layers := fs.Int64("num-layers", 8, "hf-gpt2: transformer mapper layers")
-	clipDim := fs.Int64("clip-dim", 512, "hf-gpt2: CLIP embedding width")
+	var f caption.ImportFlags
+	f.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *ckpt == "" || *out == "" {
+	if f.Checkpoint == "" || f.Out == "" {
 		return usagef("--checkpoint and --out are required")
 	}
-	if *normalize && *noNormalize {
+	if f.NormalizePrefix && f.NoNormalizePrefix {
 		return usagef("--normalize-prefix and --no-normalize-prefix contradict each other")
 	}
-	return caption.Import(caption.ImportOptions{From: *from, Checkpoint: *ckpt, Out: *out, GPT2Config: *gpt2Config,
-		CLIPFile: *clipFile, CLIPName: *clipName, NormalizePrefix: *normalize, NormalizeStated: *normalize || *noNormalize,
-		MappingType: *mapping, PrefixLength: *prefixLen, ClipLength: *clipLen, NumLayers: *layers, ClipDim: *clipDim}, os.Stderr)
+	return caption.Import(f.Parsed(), os.Stderr)
 }
 
 func runExport(args []string) error {

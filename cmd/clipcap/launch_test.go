@@ -124,10 +124,3 @@ func TestTrainJobEnvErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestWithoutFlag(t *testing.T) {
-	got := withoutFlag([]string{"--nproc-per-node", "2", "--config", "a.yaml", "-nproc-per-node=3", "--set", "bs=4"}, "nproc-per-node")
-	if strings.Join(got, " ") != "--config a.yaml --set bs=4" {
-		t.Errorf("got %v", got)
-	}
-}

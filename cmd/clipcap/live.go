@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/clipcap/clipcap/live"
 )
@@ -23,25 +22,20 @@ func runLive(args []string) error {
 			"a copy; --subtitles writes a cue per caption. --every on a file samples a frame\n"+
 			"per interval of its timestamps and captions each, faster than real time.")
 	var mf modelFlags
-	mf.register(fs)
-	source := fs.String("source", "", "camera index (0), device (/dev/video0), video file or stream URL (required)")
-	output := fs.String("output", "", "write a copy of the video with captions burned in")
-	subs := fs.String("subtitles", "", "write WebVTT (.vtt) or SRT (.srt) subtitles")
-	every := fs.Duration("every", 0, "caption one frame per interval of timestamps (files: every sample, deterministic)")
+	mf.RegisterFlags(fs)
+	var lf live.Flags
+	lf.RegisterFlags(fs)
 	var dec decodeFlags
-	dec.register(fs)
-	confirm := fs.Int("confirm", live.DefaultSmoothing.Confirm, "frames a new caption must win in a row before it is shown (1: no smoothing)")
-	margin := fs.Float64("margin", live.DefaultSmoothing.Margin, "per-token log-prob lead that shows a new caption at once (negative: off)")
-	noWindow := fs.Bool("no-window", false, "never open a window, even when a display exists")
-	overlap := fs.Bool("overlap", false, "encode the next frame with CLIP while the current one decodes (pays off only\nwhen the cores are not all busy with either: on 2 cores it raised latency)")
+	dec.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *source == "" {
+	if lf.Source == "" {
 		return usagef("--source is required")
 	}
-	gen, err := dec.options()
-	if err != nil {
+	opt := lf.Parsed()
+	var err error
+	if opt.Gen, err = dec.options(); err != nil {
 		return err
 	}
 	c, unlock, err := mf.loadCaptioner("")
@@ -51,10 +45,8 @@ func runLive(args []string) error {
 	defer unlock()
 	ctx, stop := signalContext()
 	defer stop()
-	st, err := live.Run(ctx, c, live.Options{Source: *source, Output: *output, Subtitles: *subs, Every: *every,
-		Gen:    gen,
-		Window: !*noWindow, Smooth: live.Smoothing{Confirm: *confirm, Margin: *margin}, Log: os.Stdout, Overlap: *overlap})
-	fmt.Fprintf(os.Stderr, "live: %d frames, %d captioned, %d dropped, %d cues, latency p50 %v p95 %v, %.2f captions/s\n",
-		st.Frames, st.Captioned, st.Dropped, st.Cues, st.P50.Round(time.Millisecond), st.P95.Round(time.Millisecond), st.CaptionsPerSec)
+	opt.Log = os.Stdout
+	st, err := live.Run(ctx, c, opt)
+	fmt.Fprintf(os.Stderr, "live: %v\n", st)
 	return err
 }

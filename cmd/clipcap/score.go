@@ -22,23 +22,15 @@ func runScore(args []string) error {
 	annotations := fs.String("annotations", "", "COCO captions annotation file ({\"annotations\": [...], \"images\": [...]})")
 	asJSON := fs.Bool("json", false, "print corpus scores as JSON with pycocoevalcap's keys")
 	perImage := fs.String("per-image", "", "also write per-image scores to this JSON file")
-	meteorJar := fs.String("meteor-jar", "", "pycocoevalcap's meteor-1.5.jar (with its data/ directory)")
-	spiceJar := fs.String("spice-jar", "", "pycocoevalcap's spice-1.0.jar (with its lib/ directory)")
+	var jars metrics.Options
+	metrics.JarVars(fs, &jars.MeteorJar, &jars.SpiceJar)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *results == "" || *annotations == "" || fs.NArg() > 0 {
 		return usagef("--results and --annotations are required (and nothing else)")
 	}
-	res, err := metrics.LoadResults(*results)
-	if err != nil {
-		return err
-	}
-	ann, err := metrics.LoadAnnotations(*annotations)
-	if err != nil {
-		return err
-	}
-	rep, err := metrics.Score(res, ann, metrics.Options{MeteorJar: *meteorJar, SpiceJar: *spiceJar})
+	rep, err := metrics.ScoreFiles(*results, *annotations, jars)
 	if err != nil {
 		return err
 	}

@@ -21,15 +21,9 @@ func runServe(args []string) error {
 			"the web page at /, /healthz and /metrics. Concurrent requests are batched into one\n"+
 			"forward pass. SIGTERM or Ctrl-C finishes the requests in flight, then exits.")
 	var mf modelFlags
-	mf.register(fs)
-	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	maxBatch := fs.Int("max-batch", 8, "images per forward pass")
-	maxWait := fs.Duration("max-wait", 0, "how long a batch waits to fill (default 10ms)")
-	queue := fs.Int("queue", 64, "images that may wait; more are answered 429")
-	maxBody := fs.Int64("max-body", 10<<20, "request body limit in bytes (413 beyond)")
-	timeout := fs.Duration("timeout", 0, "per-request limit, queueing included (default 30s; 504 beyond)")
-	lim := serveLimitFlags(fs)
-	allowFetch := fs.Bool("allow-fetch", false, "let /v1/chat/completions fetch http(s) image URLs (the server makes requests clients choose)")
+	mf.RegisterFlags(fs)
+	var sf serve.Flags
+	sf.RegisterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,16 +32,15 @@ func runServe(args []string) error {
 		return err
 	}
 	defer unlock()
-	cfg := lim.config()
-	cfg.MaxBatch, cfg.MaxWait, cfg.Queue, cfg.MaxBody, cfg.Timeout = *maxBatch, *maxWait, *queue, *maxBody, *timeout
-	cfg.AllowFetch, cfg.ModelName = *allowFetch, filepath.Base(filepath.Clean(*mf.model))
+	cfg := sf.Parsed()
+	cfg.ModelName = filepath.Base(filepath.Clean(mf.Model))
 	s, err := serve.New(c, cfg)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return s.ListenAndServe(ctx, *addr, func(a net.Addr) {
+	return s.ListenAndServe(ctx, sf.Addr, func(a net.Addr) {
 		fmt.Fprintf(os.Stderr, "serve: listening on http://%s/\n", a)
 	})
 }

@@ -19,13 +19,7 @@ func runTokenize(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var tok *tokenizer.Tokenizer
-	var err error
-	if *dir != "" {
-		tok, err = tokenizer.Load(*dir)
-	} else {
-		tok, err = tokenizer.LoadDefault()
-	}
+	tok, err := tokenizer.LoadDir(*dir)
 	if err != nil {
 		return err
 	}

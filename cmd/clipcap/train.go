@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/clipcap/clipcap/train"
 )
@@ -13,61 +12,34 @@ func init() {
 	register(command{name: "train", summary: trainSummary, run: runTrain})
 }
 
-// splitResume pulls --resume [RUN_DIR] out of args: its value is optional,
-// which the flag package cannot express.
-func splitResume(args []string) (rest []string, resume bool, dir string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--resume" || a == "-resume":
-			resume = true
-			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-				dir = args[i+1]
-				i++
-			}
-		case strings.HasPrefix(a, "--resume=") || strings.HasPrefix(a, "-resume="):
-			resume, dir = true, a[strings.Index(a, "=")+1:]
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return rest, resume, dir
-}
-
 func runTrain(args []string) error {
 	fs := newFlags("train", "--config F.yaml [--set key=value]... [--resume [RUN_DIR]]", trainSummary)
-	config := fs.String("config", "", "training config (YAML; presets in configs/)")
-	var sets stringList
-	fs.Var(&sets, "set", "override a config key, key=value (repeatable)")
-	verify := fs.Bool("verify", false, "hash every feature store shard against its manifest (verify_data=true)")
-	fs.Bool("resume", false, "continue the run in RUN_DIR (default: the config's out_dir/prefix, started when it has no checkpoint yet) from its latest checkpoint")
-	nproc := fs.Int("nproc-per-node", 0, "data-parallel: start N workers on this machine (loopback rendezvous, cores/N threads each)")
-	rest, resume, dir := splitResume(args)
+	var f train.Flags
+	f.RegisterFlags(fs)
+	rest, resume, dir := train.SplitResume(args)
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %v", fs.Args())
 	}
-	if *nproc < 0 {
-		return usagef("--nproc-per-node: must be at least 1, got %d", *nproc)
+	if f.NProcPerNode < 0 {
+		return usagef("--nproc-per-node: must be at least 1, got %d", f.NProcPerNode)
 	}
-	if *nproc > 0 {
-		return launchLocal(*nproc, args)
+	if f.NProcPerNode > 0 {
+		return train.LaunchLocal(f.NProcPerNode, args)
 	}
-	opts, log, err := jobOptions()
+	opts, log, err := train.JobFromEnv()
 	if err != nil {
 		return err
 	}
-	if *verify {
-		sets = append(sets, "verify_data=true")
-	}
 	ctx, stop := signalContext()
 	defer stop()
-	if !resume && *config == "" {
+	if !resume && f.Config == "" {
 		return usagef("--config is required (presets in configs/)")
 	}
-	dir, err = train.Start(ctx, train.Job{Config: *config, Sets: sets, Resume: resume, RunDir: dir}, log, opts...)
+	f.Resume, f.RunDir = resume, dir
+	dir, err = train.Start(ctx, f.Parsed(), log, opts...)
 	if err != nil {
 		return err
 	}

@@ -231,3 +231,21 @@ func TestCatalogHasSizesAndLicences(t *testing.T) {
 		}
 	}
 }
+
+// --list: a header and one aligned row per catalog entry.
+func TestWriteCatalog(t *testing.T) {
+	var b strings.Builder
+	if err := WriteCatalog(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != len(Catalog())+1 || !strings.HasPrefix(lines[0], "NAME  ") {
+		t.Fatalf("%d lines for %d entries:\n%s", len(lines), len(Catalog()), b.String())
+	}
+	col := strings.Index(lines[0], "KIND")
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l[col:], "model") && !strings.HasPrefix(l[col:], "dataset") && !strings.HasPrefix(l[col:], "clip") && !strings.HasPrefix(l[col:], "gpt2") {
+			t.Errorf("row not aligned under KIND: %q", l)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package download
 
 import (
 	"fmt"
+	"io"
 	"sort"
+	"text/tabwriter"
 )
 
 // Released is a ClipCap checkpoint published with the original paper:
@@ -102,6 +104,16 @@ func Catalog() []Entry {
 		}
 	}
 	return out
+}
+
+// WriteCatalog prints Catalog as a table (`clipcap download --list`).
+func WriteCatalog(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tSIZE\tLICENCE\tWHAT")
+	for _, e := range Catalog() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Kind, e.Size, e.Licence, e.About)
+	}
+	return tw.Flush()
 }
 
 // DownloadCommand is the command that fetches a named model or dataset.

@@ -48,9 +48,11 @@ typedef struct {
 	char msg[JMSG_LENGTH_MAX];
 } cc_info;
 
-// cc_jpeg_header reads only the header: dimensions and component count, so
-// the caller can apply the pixel limit before allocating.
-static int cc_jpeg_header(const unsigned char *data, unsigned long size, cc_info *info) {
+// cc_jpeg reads a JPEG. With out NULL it reads only the header into info
+// (dimensions, component count, precision), so the caller can apply the
+// pixel limit before allocating; else it decodes into out
+// (width*height*components bytes, the geometry info holds).
+static int cc_jpeg(const unsigned char *data, unsigned long size, unsigned char *out, cc_info *info) {
 	struct jpeg_decompress_struct cinfo;
 	cc_err err;
 	memset(&err, 0, sizeof err);
@@ -66,32 +68,15 @@ static int cc_jpeg_header(const unsigned char *data, unsigned long size, cc_info
 	jpeg_create_decompress(&cinfo);
 	jpeg_mem_src(&cinfo, data, size);
 	jpeg_read_header(&cinfo, TRUE);
-	info->width = cinfo.image_width;
-	info->height = cinfo.image_height;
-	info->components = cinfo.num_components;
-	info->bits = cinfo.data_precision;
-	info->eof = err.eof_warning;
-	jpeg_destroy_decompress(&cinfo);
-	return 0;
-}
-
-// cc_jpeg_decode decodes into out (width*height*components bytes).
-static int cc_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char *out, cc_info *info) {
-	struct jpeg_decompress_struct cinfo;
-	cc_err err;
-	memset(&err, 0, sizeof err);
-	cinfo.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = cc_error_exit;
-	err.pub.emit_message = cc_emit_message;
-	err.pub.output_message = cc_output_message;
-	if (setjmp(err.jump)) {
-		memcpy(info->msg, err.msg, sizeof info->msg);
+	if (out == NULL) {
+		info->width = cinfo.image_width;
+		info->height = cinfo.image_height;
+		info->components = cinfo.num_components;
+		info->bits = cinfo.data_precision;
+		info->eof = err.eof_warning;
 		jpeg_destroy_decompress(&cinfo);
-		return -1;
+		return 0;
 	}
-	jpeg_create_decompress(&cinfo);
-	jpeg_mem_src(&cinfo, data, size);
-	jpeg_read_header(&cinfo, TRUE);
 	switch (cinfo.num_components) {
 	case 1: cinfo.out_color_space = JCS_GRAYSCALE; break;
 	case 3: cinfo.out_color_space = JCS_RGB; break;
@@ -138,7 +123,7 @@ func jpegReadHeader(data []byte) (jpegHeader, error) {
 		return jpegHeader{}, errors.New("empty JPEG data")
 	}
 	var info C.cc_info
-	rc := C.cc_jpeg_header((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &info)
+	rc := C.cc_jpeg((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), nil, &info)
 	if rc != 0 {
 		return jpegHeader{}, fmt.Errorf("invalid JPEG: %s", C.GoString(&info.msg[0]))
 	}
@@ -157,7 +142,7 @@ func jpegReadHeader(data []byte) (jpegHeader, error) {
 func decodeJPEG(data []byte, h jpegHeader) (*Image, error) {
 	pix := make([]uint8, h.width*h.height*h.components)
 	info := C.cc_info{width: C.int(h.width), height: C.int(h.height), components: C.int(h.components)}
-	rc := C.cc_jpeg_decode((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
+	rc := C.cc_jpeg((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
 		(*C.uchar)(unsafe.Pointer(&pix[0])), &info)
 	if rc != 0 {
 		return nil, fmt.Errorf("invalid JPEG: %s", C.GoString(&info.msg[0]))

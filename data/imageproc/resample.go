@@ -114,6 +114,21 @@ func clip8(v int32) uint8 {
 	return uint8(v)
 }
 
+// sourceRows are the rows [r0, r1) of the source the vertical pass reads
+// for output rows y0..y0+h (coefficients cv), so the horizontal pass
+// resizes only those; without a vertical pass, the rows themselves.
+func sourceRows(cv coeffs, needV bool, y0, h int) (r0, r1 int) {
+	if !needV {
+		return y0, y0 + h
+	}
+	r0, r1 = cv.min[0], 0
+	for i := range cv.min {
+		r0 = min(r0, cv.min[i])
+		r1 = max(r1, cv.min[i]+cv.n[i])
+	}
+	return r0, r1
+}
+
 // resampleRegion8 resizes an 8-bit image with ch interleaved channels from
 // inW x inH to outW x outH and returns only the region at (x0, y0) of size
 // w x h, as Pillow's two-pass ImagingResampleInner would compute it.
@@ -127,15 +142,7 @@ func resampleRegion8(pix []uint8, ch, inW, inH, outW, outH, x0, y0, w, h int) []
 	}
 	if needH {
 		ch0 := precomputeCoeffs(inW, outW, x0, x0+w)
-		// Rows of the source the vertical pass will read.
-		r0, r1 := y0, y0+h
-		if needV {
-			r0, r1 = cv.min[0], 0
-			for i := range cv.min {
-				r0 = min(r0, cv.min[i])
-				r1 = max(r1, cv.min[i]+cv.n[i])
-			}
-		}
+		r0, r1 := sourceRows(cv, needV, y0, h)
 		tmp := make([]uint8, (r1-r0)*w*ch)
 		for y := r0; y < r1; y++ {
 			horizontalRow(tmp[(y-r0)*w*ch:(y-r0+1)*w*ch], pix[y*inW*ch:(y+1)*inW*ch], ch, &ch0)
@@ -232,14 +239,7 @@ func resampleRegion32(pix []int32, inW, inH, outW, outH, x0, y0, w, h int) []int
 	}
 	if needH {
 		chz := precomputeCoeffs(inW, outW, x0, x0+w)
-		r0, r1 := y0, y0+h
-		if needV {
-			r0, r1 = cv.min[0], 0
-			for i := range cv.min {
-				r0 = min(r0, cv.min[i])
-				r1 = max(r1, cv.min[i]+cv.n[i])
-			}
-		}
+		r0, r1 := sourceRows(cv, needV, y0, h)
 		tmp := make([]int32, (r1-r0)*w)
 		for y := r0; y < r1; y++ {
 			in := pix[y*inW : (y+1)*inW]

@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -48,6 +47,14 @@ func LoadDefault() (*Tokenizer, error) {
 	return Load(dir)
 }
 
+// LoadDir loads the tokenizer from dir, or from DefaultDir when dir is "".
+func LoadDir(dir string) (*Tokenizer, error) {
+	if dir == "" {
+		return LoadDefault()
+	}
+	return Load(dir)
+}
+
 // Load reads vocab.json and merges.txt from dir.
 func Load(dir string) (*Tokenizer, error) {
 	vocabPath := filepath.Join(dir, VocabFile)
@@ -60,8 +67,8 @@ func Load(dir string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var vocab map[string]int
-	if err := json.Unmarshal(vocabData, &vocab); err != nil {
+	vocab, err := parseVocab(vocabData)
+	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %s is not a JSON object of token -> id: %w", vocabPath, err)
 	}
 	// Tolerate CRLF line endings from a checkout on Windows.

@@ -193,3 +193,16 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// LoadDir reads the directory it is given, and DefaultDir when given "".
+func TestLoadDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadDir(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("LoadDir(empty dir) error = %v; want the dir named", err)
+	}
+	other := t.TempDir()
+	t.Setenv("CLIPCAP_TOKENIZER_DIR", other)
+	if _, err := LoadDir(""); err == nil || !strings.Contains(err.Error(), other) {
+		t.Errorf(`LoadDir("") error = %v; want DefaultDir %s named`, err, other)
+	}
+}

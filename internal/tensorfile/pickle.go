@@ -226,12 +226,12 @@ func (u *unpickler) load() (any, error) {
 func (u *unpickler) step(op byte) error {
 	switch op {
 	case 0x80: // PROTO
-		b, err := u.read(1)
+		v, err := u.readUint(1)
 		if err != nil {
 			return err
 		}
-		if b[0] > 5 {
-			return u.errorf("unsupported pickle protocol %d", b[0])
+		if v > 5 {
+			return u.errorf("unsupported pickle protocol %d", v)
 		}
 	case 0x95: // FRAME: framing is transparent to us
 		_, err := u.read(8)
@@ -260,70 +260,24 @@ func (u *unpickler) step(op byte) error {
 		u.push(true)
 	case 0x89:
 		u.push(false)
-	case 'I': // INT (text); "01"/"00" are True/False in protocol 0
-		s, err := u.readLine()
+	case 'I', 'L', 'F', 'S', 'V', 'P':
+		return u.stepText(op)
+	case 'J', 'K', 'M': // BININT (4 bytes, signed), BININT1, BININT2
+		v, err := u.readUint(intWidth[op])
 		if err != nil {
 			return err
 		}
-		switch s {
-		case "01":
-			u.push(true)
-		case "00":
-			u.push(false)
-		default:
-			v, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return u.errorf("bad INT %q", s)
-			}
-			u.push(v)
-		}
-	case 'J': // BININT
-		b, err := u.read(4)
-		if err != nil {
-			return err
-		}
-		u.push(int64(int32(binary.LittleEndian.Uint32(b))))
-	case 'K': // BININT1
-		b, err := u.read(1)
-		if err != nil {
-			return err
-		}
-		u.push(int64(b[0]))
-	case 'M': // BININT2
-		b, err := u.read(2)
-		if err != nil {
-			return err
-		}
-		u.push(int64(binary.LittleEndian.Uint16(b)))
-	case 'L': // LONG (text)
-		s, err := u.readLine()
-		if err != nil {
-			return err
-		}
-		s = strings.TrimSuffix(s, "L")
-		if len(s) > maxLongDigits {
-			return u.errorf("LONG of %d digits is too long (limit %d)", len(s), maxLongDigits)
-		}
-		bi, ok := new(big.Int).SetString(s, 10)
-		if !ok {
-			return u.errorf("bad LONG %q", s)
-		}
-		u.push(normInt(bi))
-	case 0x8a, 0x8b: // LONG1, LONG4
-		var n int
-		if op == 0x8a {
-			b, err := u.read(1)
-			if err != nil {
-				return err
-			}
-			n = int(b[0])
+		if op == 'J' {
+			u.push(int64(int32(v)))
 		} else {
-			b, err := u.read(4)
-			if err != nil {
-				return err
-			}
-			n = int(int32(binary.LittleEndian.Uint32(b)))
+			u.push(int64(v))
 		}
+	case 0x8a, 0x8b: // LONG1, LONG4: a length (1 or 4 bytes), then the bytes
+		v, err := u.readUint(intWidth[op])
+		if err != nil {
+			return err
+		}
+		n := int(int32(v))
 		if n > maxLongBytes {
 			return u.errorf("LONG of %d bytes is too long (limit %d)", n, maxLongBytes)
 		}
@@ -332,119 +286,55 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		u.push(decodeLong(b))
-	case 'F': // FLOAT (text)
-		s, err := u.readLine()
-		if err != nil {
-			return err
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return u.errorf("bad FLOAT %q", s)
-		}
-		u.push(f)
 	case 'G': // BINFLOAT, big-endian
 		b, err := u.read(8)
 		if err != nil {
 			return err
 		}
 		u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
-	case 'S': // STRING (text, quoted repr)
-		s, err := u.readLine()
-		if err != nil {
-			return err
-		}
-		uq, err := strconv.Unquote(pyQuoteToGo(s))
-		if err != nil {
-			return u.errorf("bad STRING %q", s)
-		}
-		u.push(uq)
-	case 'V': // UNICODE (raw-unicode-escape line)
-		s, err := u.readLine()
-		if err != nil {
-			return err
-		}
-		u.push(s)
 	case 'T', 'U', 'X', 0x8c, 0x8d, 'B', 'C', 0x8e, 0x96:
 		return u.stepBytes(op)
 	case ']':
 		u.push(&pyList{})
-	case 'l': // LIST
-		items, err := u.popMark()
+	case ')':
+		u.push(pyTuple{})
+	case '}':
+		u.push(newDict())
+	case 0x8f: // EMPTY_SET: represented as a list; sets never hold tensors
+		u.push(&pyList{})
+	case 'l', 't', 0x85, 0x86, 0x87, 0x91, 'd': // LIST, TUPLE, TUPLE1..3, FROZENSET (a tuple), DICT
+		items, err := u.popArgs(op)
 		if err != nil {
 			return err
 		}
-		u.push(&pyList{items: items})
-	case 'a', 'e': // APPEND, APPENDS
-		var items []any
-		if op == 'a' {
-			v, err := u.pop()
-			if err != nil {
+		switch op {
+		case 'l':
+			u.push(&pyList{items: items})
+		case 'd':
+			d := newDict()
+			if err := u.setPairs(d, items, "DICT"); err != nil {
 				return err
 			}
-			items = []any{v}
-		} else {
-			var err error
-			if items, err = u.popMark(); err != nil {
-				return err
-			}
+			u.push(d)
+		default:
+			u.push(pyTuple(items))
 		}
-		t, err := u.top()
+	case 'a', 'e', 0x90: // APPEND, APPENDS, ADDITEMS (sets are lists)
+		items, t, err := u.popArgsOnto(op)
 		if err != nil {
 			return err
 		}
 		l, ok := t.(*pyList)
 		if !ok {
-			return u.errorf("APPEND to a %T", t)
+			what := "APPEND"
+			if op == 0x90 {
+				what = "ADDITEMS"
+			}
+			return u.errorf("%s to a %T", what, t)
 		}
 		l.items = append(l.items, items...)
-	case ')':
-		u.push(pyTuple{})
-	case 't':
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
-		u.push(pyTuple(items))
-	case 0x85, 0x86, 0x87: // TUPLE1..3
-		items, err := u.popN(int(op - 0x84))
-		if err != nil {
-			return err
-		}
-		u.push(pyTuple(items))
-	case '}':
-		u.push(newDict())
-	case 'd': // DICT
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
-		d := newDict()
-		if len(items)%2 != 0 {
-			return u.errorf("DICT with an odd number of items")
-		}
-		for i := 0; i < len(items); i += 2 {
-			d.set(items[i], items[i+1])
-		}
-		u.push(d)
 	case 's', 'u': // SETITEM, SETITEMS
-		var items []any
-		if op == 's' {
-			v, err := u.pop()
-			if err != nil {
-				return err
-			}
-			k, err := u.pop()
-			if err != nil {
-				return err
-			}
-			items = []any{k, v}
-		} else {
-			var err error
-			if items, err = u.popMark(); err != nil {
-				return err
-			}
-		}
-		t, err := u.top()
+		items, t, err := u.popArgsOnto(op)
 		if err != nil {
 			return err
 		}
@@ -452,38 +342,19 @@ func (u *unpickler) step(op byte) error {
 		if !ok {
 			return u.errorf("SETITEM on a %T", t)
 		}
-		if len(items)%2 != 0 {
-			return u.errorf("SETITEMS with an odd number of items")
-		}
-		for i := 0; i < len(items); i += 2 {
-			d.set(items[i], items[i+1])
-		}
-	case 0x8f: // EMPTY_SET: represented as a list; sets never hold tensors
-		u.push(&pyList{})
-	case 0x90: // ADDITEMS
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
-		t, err := u.top()
-		if err != nil {
-			return err
-		}
-		l, ok := t.(*pyList)
-		if !ok {
-			return u.errorf("ADDITEMS to a %T", t)
-		}
-		l.items = append(l.items, items...)
-	case 0x91: // FROZENSET
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
-		u.push(pyTuple(items))
+		return u.setPairs(d, items, "SETITEMS")
 	case 'g', 'h', 'j':
-		return u.stepGet(op)
+		i, err := u.memoIndex(op, 'g', 'h', "GET")
+		if err != nil {
+			return err
+		}
+		return u.memoGet(i)
 	case 'p', 'q', 'r':
-		return u.stepPut(op)
+		i, err := u.memoIndex(op, 'p', 'q', "PUT")
+		if err != nil {
+			return err
+		}
+		return u.memoPut(i)
 	case 0x94: // MEMOIZE
 		return u.memoPut(int64(len(u.memo)))
 	case 'c': // GLOBAL module\nname\n
@@ -497,16 +368,12 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.global(mod, name)
 	case 0x93: // STACK_GLOBAL
-		nv, err := u.pop()
+		items, err := u.popN(2)
 		if err != nil {
 			return err
 		}
-		mv, err := u.pop()
-		if err != nil {
-			return err
-		}
-		mod, ok1 := mv.(string)
-		name, ok2 := nv.(string)
+		mod, ok1 := items[0].(string)
+		name, ok2 := items[1].(string)
 		if !ok1 || !ok2 {
 			return u.errorf("STACK_GLOBAL needs two strings")
 		}
@@ -517,19 +384,15 @@ func (u *unpickler) step(op byte) error {
 				return err
 			}
 		}
-		av, err := u.pop()
+		items, err := u.popN(2)
 		if err != nil {
 			return err
 		}
-		fn, err := u.pop()
-		if err != nil {
-			return err
-		}
-		args, ok := av.(pyTuple)
+		args, ok := items[1].(pyTuple)
 		if !ok {
-			return u.errorf("call arguments are a %T, not a tuple", av)
+			return u.errorf("call arguments are a %T, not a tuple", items[1])
 		}
-		v, err := u.call(fn, args)
+		v, err := u.call(items[0], args)
 		if err != nil {
 			return u.errorf("%v", err)
 		}
@@ -553,12 +416,6 @@ func (u *unpickler) step(op byte) error {
 		default:
 			return u.errorf("BUILD on a %T", t)
 		}
-	case 'P': // PERSID (text)
-		s, err := u.readLine()
-		if err != nil {
-			return err
-		}
-		return u.persid(s)
 	case 'Q': // BINPERSID
 		pid, err := u.pop()
 		if err != nil {
@@ -577,33 +434,74 @@ func (u *unpickler) step(op byte) error {
 	return nil
 }
 
-func (u *unpickler) stepBytes(op byte) error {
-	var n int
-	switch op {
-	case 'U', 'C', 0x8c: // 1-byte length
-		b, err := u.read(1)
-		if err != nil {
-			return err
-		}
-		n = int(b[0])
-	case 'T', 'X', 'B': // 4-byte length
-		b, err := u.read(4)
-		if err != nil {
-			return err
-		}
-		n = int(binary.LittleEndian.Uint32(b))
-	default: // 8-byte length
-		b, err := u.read(8)
-		if err != nil {
-			return err
-		}
-		l := binary.LittleEndian.Uint64(b)
-		if l > uint64(len(u.data)) {
-			return u.errorf("truncated: length %d", l)
-		}
-		n = int(l)
+// stepText runs the protocol-0 opcodes whose argument is a line of text.
+func (u *unpickler) stepText(op byte) error {
+	s, err := u.readLine()
+	if err != nil {
+		return err
 	}
-	b, err := u.read(n)
+	switch op {
+	case 'I': // INT; "01"/"00" are True/False in protocol 0
+		switch s {
+		case "01":
+			u.push(true)
+		case "00":
+			u.push(false)
+		default:
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return u.errorf("bad INT %q", s)
+			}
+			u.push(v)
+		}
+	case 'L': // LONG
+		s = strings.TrimSuffix(s, "L")
+		if len(s) > maxLongDigits {
+			return u.errorf("LONG of %d digits is too long (limit %d)", len(s), maxLongDigits)
+		}
+		bi, ok := new(big.Int).SetString(s, 10)
+		if !ok {
+			return u.errorf("bad LONG %q", s)
+		}
+		u.push(normInt(bi))
+	case 'F': // FLOAT
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return u.errorf("bad FLOAT %q", s)
+		}
+		u.push(f)
+	case 'S': // STRING (a quoted repr)
+		uq, err := strconv.Unquote(pyQuoteToGo(s))
+		if err != nil {
+			return u.errorf("bad STRING %q", s)
+		}
+		u.push(uq)
+	case 'V': // UNICODE (raw-unicode-escape line)
+		u.push(s)
+	case 'P': // PERSID
+		return u.persid(s)
+	}
+	return nil
+}
+
+// stepBytes runs the opcodes of a byte or text string: a little-endian
+// length of 1, 4 or 8 bytes, then the string.
+func (u *unpickler) stepBytes(op byte) error {
+	width := 8
+	switch op {
+	case 'U', 'C', 0x8c:
+		width = 1
+	case 'T', 'X', 'B':
+		width = 4
+	}
+	l, err := u.readUint(width)
+	if err != nil {
+		return err
+	}
+	if width == 8 && l > uint64(len(u.data)) {
+		return u.errorf("truncated: length %d", l)
+	}
+	b, err := u.read(int(l))
 	if err != nil {
 		return err
 	}
@@ -618,28 +516,63 @@ func (u *unpickler) stepBytes(op byte) error {
 	return nil
 }
 
-func (u *unpickler) stepGet(op byte) error {
-	i, err := u.memoIndex(op, 'g', 'h', "GET")
+// intWidth is the width in bytes of the little-endian integer that follows
+// BININT, BININT1, BININT2, LONG1 and LONG4.
+var intWidth = [256]int{'J': 4, 'K': 1, 'M': 2, 0x8a: 1, 0x8b: 4}
+
+// readUint reads an n-byte little-endian unsigned integer.
+func (u *unpickler) readUint(n int) (uint64, error) {
+	b, err := u.read(n)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return u.memoGet(i)
+	var v uint64
+	for i := n - 1; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v, nil
 }
 
-func (u *unpickler) stepPut(op byte) error {
-	i, err := u.memoIndex(op, 'p', 'q', "PUT")
-	if err != nil {
-		return err
+// fixedArgs are the opcodes that take a fixed number of stack items; the
+// others that build from the stack (APPENDS, SETITEMS, LIST, TUPLE, DICT,
+// ADDITEMS, FROZENSET) take everything above the last MARK.
+var fixedArgs = map[byte]int{'a': 1, 's': 2, 0x85: 1, 0x86: 2, 0x87: 3}
+
+// popArgs pops the items opcode op builds from.
+func (u *unpickler) popArgs(op byte) ([]any, error) {
+	if n := fixedArgs[op]; n > 0 {
+		return u.popN(n)
 	}
-	return u.memoPut(i)
+	return u.popMark()
+}
+
+// popArgsOnto pops op's items and returns them with the object below them,
+// which they go into (APPEND's list, SETITEM's dict).
+func (u *unpickler) popArgsOnto(op byte) ([]any, any, error) {
+	items, err := u.popArgs(op)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := u.top()
+	return items, t, err
+}
+
+// setPairs sets d's keys and values from items: k0, v0, k1, v1, ...
+func (u *unpickler) setPairs(d *pyDict, items []any, what string) error {
+	if len(items)%2 != 0 {
+		return u.errorf("%s with an odd number of items", what)
+	}
+	for i := 0; i < len(items); i += 2 {
+		d.set(items[i], items[i+1])
+	}
+	return nil
 }
 
 // memoIndex reads the memo index of a GET or PUT: a decimal line for the
 // text opcode, one byte for the short binary one, else four little-endian
 // bytes.
 func (u *unpickler) memoIndex(op, textOp, byteOp byte, what string) (int64, error) {
-	switch op {
-	case textOp:
+	if op == textOp {
 		s, err := u.readLine()
 		if err != nil {
 			return 0, err
@@ -649,19 +582,13 @@ func (u *unpickler) memoIndex(op, textOp, byteOp byte, what string) (int64, erro
 			return 0, u.errorf("bad %s %q", what, s)
 		}
 		return i, nil
-	case byteOp:
-		b, err := u.read(1)
-		if err != nil {
-			return 0, err
-		}
-		return int64(b[0]), nil
-	default:
-		b, err := u.read(4)
-		if err != nil {
-			return 0, err
-		}
-		return int64(binary.LittleEndian.Uint32(b)), nil
 	}
+	width := 4
+	if op == byteOp {
+		width = 1
+	}
+	v, err := u.readUint(width)
+	return int64(v), err
 }
 
 func (u *unpickler) global(mod, name string) error {

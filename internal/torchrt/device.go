@@ -1,12 +1,19 @@
 package torchrt
 
 import (
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/sugarme/gotch"
 )
+
+// DeviceVar registers a command's --device into p: one default (auto) and
+// one help text for every command; ParseDevice reads the value.
+func DeviceVar(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "device", "auto", "cpu, cuda, cuda:N, or auto: the first CUDA device when this libtorch has one, else the CPU")
+}
 
 // ParseDevice reads "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
 func ParseDevice(s string) (gotch.Device, error) {

@@ -1,4 +1,4 @@
-package main
+package train
 
 import (
 	"fmt"
@@ -9,8 +9,32 @@ import (
 	"strings"
 
 	"github.com/clipcap/clipcap/internal/dist"
-	"github.com/clipcap/clipcap/train"
 )
+
+// The command line of `clipcap train` that is not flags: the optional
+// value of --resume, the local launcher (--nproc-per-node) and the job a
+// worker's environment puts it in.
+
+// SplitResume pulls --resume [RUN_DIR] out of args: its value is optional,
+// which the flag package cannot express.
+func SplitResume(args []string) (rest []string, resume bool, dir string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--resume" || a == "-resume":
+			resume = true
+			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				dir = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--resume=") || strings.HasPrefix(a, "-resume="):
+			resume, dir = true, a[strings.Index(a, "=")+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, resume, dir
+}
 
 // withoutFlag drops --name VALUE / --name=VALUE from args: the launcher's
 // own flag, which its workers must not see.
@@ -29,9 +53,10 @@ func withoutFlag(args []string, name string) []string {
 	return out
 }
 
-// launchLocal runs `clipcap train args...` on n local workers: rendezvous on
-// loopback, cores/n CPU threads each (CUDA workers take cuda:LOCAL_RANK).
-func launchLocal(n int, args []string) error {
+// LaunchLocal runs `clipcap train args...` (this executable) on n local
+// workers, args without --nproc-per-node: rendezvous on loopback, cores/n
+// CPU threads each (CUDA workers take cuda:LOCAL_RANK).
+func LaunchLocal(n int, args []string) error {
 	if _, inJob, _ := dist.FromEnv(os.Getenv); inJob {
 		return fmt.Errorf("--nproc-per-node: already inside a job (RANK/WORLD_SIZE or SLURM_* are set); drop the flag, the launcher started this process")
 	}
@@ -47,9 +72,9 @@ func launchLocal(n int, args []string) error {
 	return dist.Launch{N: n, Cmd: append([]string{exe, "train"}, withoutFlag(args, "nproc-per-node")...), Threads: threads}.Run()
 }
 
-// jobOptions puts this process into the job its environment describes, if
+// JobFromEnv puts this process into the job its environment describes, if
 // any; ranks other than 0 log nothing (their errors still reach stderr).
-func jobOptions() ([]train.Option, io.Writer, error) {
+func JobFromEnv() ([]Option, io.Writer, error) {
 	env, ok, err := dist.FromEnv(os.Getenv)
 	if err != nil || !ok {
 		return nil, os.Stderr, err
@@ -58,5 +83,5 @@ func jobOptions() ([]train.Option, io.Writer, error) {
 	if env.Rank != 0 {
 		log = io.Discard
 	}
-	return []train.Option{train.InJob(env)}, log, nil
+	return []Option{InJob(env)}, log, nil
 }

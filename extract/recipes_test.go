@@ -1,6 +1,8 @@
-package main
+package extract
 
 import (
+	"flag"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -14,26 +16,29 @@ var recipeVars = strings.NewReplacer("$(JOB_COMPLETION_INDEX)", "2", "$SLURM_ARR
 	"$SLURM_CPUS_PER_TASK", "8", "$DATA", "/data", "$N", "4", `"`, "")
 
 // checkExtractArgs parses a recipe's `clipcap extract` arguments with the
-// command's own flag set, so a renamed or misspelt flag fails here.
+// command's own flags (Flags.RegisterFlags), so a renamed or misspelt flag
+// fails here.
 func checkExtractArgs(t *testing.T, where string, args []string) {
 	t.Helper()
-	fs, f := newExtractFlags()
-	fs.SetOutput(&strings.Builder{})
-	if err := parseFlags(fs, args); err != nil {
+	fs := flag.NewFlagSet("extract", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var f Flags
+	f.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
 		t.Fatalf("%s: clipcap extract %v: %v", where, args, err)
 	}
-	if *f.out == "" {
+	if f.Out == "" {
 		t.Errorf("%s: no --out", where)
 	}
-	if *f.merge {
+	if f.Merge {
 		if fs.NArg() != 4 {
 			t.Errorf("%s: merge of %d parts, want 4", where, fs.NArg())
 		}
 		return
 	}
-	k, n, err := parseShard(*f.shard)
-	if err != nil || k != 2 || n != 4 || fs.NArg() != 0 || *f.dataset == "" || *f.input == "" || *f.clip == "" {
-		t.Errorf("%s: shard %d/%d (%v), %d stray args, dataset %q input %q clip %q", where, k, n, err, fs.NArg(), *f.dataset, *f.input, *f.clip)
+	k, n, err := ParseShard(f.Shard)
+	if err != nil || k != 2 || n != 4 || fs.NArg() != 0 || f.Dataset == "" || f.Input == "" || f.CLIP == "" {
+		t.Errorf("%s: shard %d/%d (%v), %d stray args, dataset %q input %q clip %q", where, k, n, err, fs.NArg(), f.Dataset, f.Input, f.CLIP)
 	}
 }
 
@@ -49,7 +54,7 @@ func extractArgs(t *testing.T, where string, words []string) []string {
 }
 
 func TestKubernetesRecipe(t *testing.T) {
-	f, err := os.Open("../../deploy/k8s/extract-job.yaml")
+	f, err := os.Open("../deploy/k8s/extract-job.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +110,7 @@ func TestKubernetesRecipe(t *testing.T) {
 }
 
 func TestSlurmRecipe(t *testing.T) {
-	data, err := os.ReadFile("../../deploy/slurm/extract.sbatch")
+	data, err := os.ReadFile("../deploy/slurm/extract.sbatch")
 	if err != nil {
 		t.Fatal(err)
 	}
