@@ -46,7 +46,8 @@ type Captioner struct {
 	// converting them cost at load ("" for fp32).
 	Precision     nn.Precision
 	PrecisionNote string
-	mu            sync.Mutex // mapper + GPT-2
+	stored        nn.Precision // form of the weights in the model file (precision.go)
+	mu            sync.Mutex   // mapper + GPT-2
 	clipMu        sync.Mutex // CLIP encoder
 }
 
@@ -94,7 +95,7 @@ func Load(dir string, opt Options) (*Captioner, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, cfg, err := checkpoint.Load(dir, opt.Device)
+	m, cfg, stored, err := checkpoint.LoadStored(dir, opt.Device)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func Load(dir string, opt Options) (*Captioner, error) {
 			return nil, fmt.Errorf("model %s has no tokenizer files and the default ones are missing: %w", dir, err)
 		}
 	}
-	c := &Captioner{Model: m, Config: cfg, Tok: tok, Device: opt.Device, RawText: opt.RawText}
+	c := &Captioner{Model: m, Config: cfg, Tok: tok, Device: opt.Device, RawText: opt.RawText, stored: stored}
 	clipPath, err := resolveCLIP(dir, cfg.CLIP, opt.CLIP)
 	if err != nil {
 		return nil, err
