@@ -48,7 +48,7 @@ type Captioner struct {
 	PrecisionNote string
 	stored        nn.Precision // form of the weights in the model file (precision.go)
 	mu            sync.Mutex   // mapper + GPT-2
-	clipMu        sync.Mutex // CLIP encoder
+	clipMu        sync.Mutex   // CLIP encoder
 }
 
 // Options for Load.
