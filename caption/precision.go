@@ -58,3 +58,20 @@ func (c *Captioner) setPrecision(s string) error {
 	}
 	return nil
 }
+
+// clipPrecision picks the CLIP tower's precision: the caller's override,
+// else the model directory's clip.precision, else bf16 when the language
+// model runs in bf16 or int8 (the towers are compute-bound: bf16 products
+// are what speeds them up; see clip.Model.SetPrecision).
+func clipPrecision(override, dirSetting, model string) (nn.Precision, error) {
+	for _, s := range []string{override, dirSetting} {
+		if s != "" {
+			return nn.ParsePrecision(s)
+		}
+	}
+	p, err := nn.ParsePrecision(model)
+	if err != nil || p == nn.FP32 {
+		return nn.FP32, err
+	}
+	return nn.BF16, nil
+}

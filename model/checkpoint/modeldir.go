@@ -49,6 +49,11 @@ type CLIPInfo struct {
 	// tell them, and the directory holds no config.json.
 	Heads      int64  `yaml:"heads,omitempty"`
 	Activation string `yaml:"activation,omitempty"`
+	// Precision fp32 keeps the tower in float32 when inference runs in
+	// bf16 or int8 (by default the tower then computes in bf16): for towers
+	// whose embeddings differ between images by less than bf16's error,
+	// such as seeded random ones.
+	Precision string `yaml:"precision,omitempty"`
 }
 
 // DefaultGeneration is what trained model directories decode with: beam 5
