@@ -11,6 +11,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
 // LowP's exported fields are its stored form: Q (int8) or H (bf16 bits)
@@ -18,6 +19,9 @@ import (
 // [K, N]) and Scale holds int8's N per-output-channel scales (the weight is
 // Q·Scale[n]). LowPFromRaw builds one from that form without converting
 // anything, which is how quantized model files load instantly.
+
+// nativeLE: file data (little-endian) can be copied as it is.
+var nativeLE = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // conversions counts NewLowP calls: tests use it to prove that a model
 // stored quantized was not quantized again at load.
@@ -95,8 +99,12 @@ func LowPFromTensors(K, N int64, w tensorfile.RawTensor, scale *tensorfile.RawTe
 			return nil, fmt.Errorf("bf16 weights with a scale tensor")
 		}
 		h := make([]uint16, K*N)
-		for i := range h {
-			h[i] = binary.LittleEndian.Uint16(w.Data[2*i:])
+		if nativeLE {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&h[0])), len(w.Data)), w.Data)
+		} else {
+			for i := range h {
+				h[i] = binary.LittleEndian.Uint16(w.Data[2*i:])
+			}
 		}
 		return LowPFromRaw(BF16, K, N, true, nil, h, nil)
 	}
@@ -139,39 +147,44 @@ func (l *LowP) Tensors() (w tensorfile.RawTensor, scale *tensorfile.RawTensor) {
 	}
 }
 
-// DequantizeInto writes the weights as float32 into w, a contiguous CPU
-// float32 tensor of shape [K, N] (Conv1D's layout) or [N, K] (Linear's),
-// named by wTransposed; a square matrix needs the flag to say which.
+// DequantizeInto writes the weights as float32 into w, a CPU float32
+// tensor of shape [K, N] (Conv1D's layout) or [N, K] (Linear's), named by
+// wTransposed; a square matrix needs the flag to say which. libtorch does
+// the widening, scaling and any transpose (blocked and threaded).
 func (l *LowP) DequantizeInto(w *ts.Tensor, wTransposed bool) error {
 	want := []int64{l.K, l.N}
 	if wTransposed {
 		want = []int64{l.N, l.K}
 	}
-	if s := w.MustSize(); len(s) != 2 || s[0] != want[0] || s[1] != want[1] || w.DType() != gotch.Float ||
-		w.MustDevice().IsCuda() || !w.MustIsContiguous() {
-		return fmt.Errorf("dequantize: target %v %v, want a contiguous CPU float32 %v", s, w.DType(), want)
+	if s := w.MustSize(); len(s) != 2 || s[0] != want[0] || s[1] != want[1] || w.DType() != gotch.Float || w.MustDevice().IsCuda() {
+		return fmt.Errorf("dequantize: target %v %v, want a CPU float32 %v", s, w.DType(), want)
 	}
-	dst := unsafe.Slice((*float32)(w.MustDataPtr()), l.K*l.N)
-	parallelRange(l.N, 1, l.K*l.N, func(n0, n1 int64) {
-		for n := n0; n < n1; n++ {
-			for k := int64(0); k < l.K; k++ {
-				src := n*l.K + k
-				if !l.Transposed {
-					src = k*l.N + n
-				}
-				var v float32
-				if l.Prec == Int8 {
-					v = float32(l.Q[src]) * l.Scale[n]
-				} else {
-					v = math.Float32frombits(uint32(l.H[src]) << 16)
-				}
-				if wTransposed {
-					dst[n*l.K+k] = v
-				} else {
-					dst[k*l.N+n] = v
-				}
-			}
+	stored := []int64{l.K, l.N}
+	if l.Transposed {
+		stored = []int64{l.N, l.K}
+	}
+	var raw *ts.Tensor
+	if l.Prec == Int8 {
+		raw = ts.MustEmpty(stored, gotch.Int8, gotch.CPU)
+		copy(unsafe.Slice((*int8)(raw.MustDataPtr()), len(l.Q)), l.Q)
+	} else {
+		raw = ts.MustEmpty(stored, gotch.BFloat16, gotch.CPU)
+		copy(unsafe.Slice((*uint16)(raw.MustDataPtr()), len(l.H)), l.H)
+	}
+	f := raw.MustTotype(gotch.Float, true)
+	if l.Prec == Int8 {
+		shape := []int64{1, l.N}
+		if l.Transposed {
+			shape = []int64{l.N, 1}
 		}
-	})
+		s := ts.MustOfSlice(l.Scale).MustView(shape, true)
+		f = f.MustMul(s, true)
+		s.MustDrop()
+	}
+	if l.Transposed != wTransposed {
+		f = f.MustT(true)
+	}
+	torchrt.NoGrad(func() { w.Copy_(f) })
+	f.MustDrop()
 	return nil
 }
