@@ -160,8 +160,10 @@ func TestExportPrecisionLoadsWithoutConversion(t *testing.T) {
 		}
 
 		// fp32 from the low-precision directory: the dequantized weights,
-		// which the kernels multiply with, so the logits agree to float32
-		// rounding (with the LM head in wte, float32 in both).
+		// which the kernels multiply with (with the LM head in wte, float32
+		// in both). The packed kernels round activations to ~16 bits (each
+		// product within 1e-4 of x·dequantized(W), model/nn's bound): the
+		// logits agree to 1e-3 of the largest.
 		f, _, err := checkpoint.Load(out, gotch.CPU)
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +171,7 @@ func TestExportPrecisionLoadsWithoutConversion(t *testing.T) {
 		if f.GPT.Head != nil || f.GPT.Blocks[0].Fc.Low != nil {
 			t.Fatalf("%s: Load kept low-precision layers", p)
 		}
-		if d, scale := maxDiff(logits(t, f), wantF32Head); d > 1e-5*scale {
+		if d, scale := maxDiff(logits(t, f), wantF32Head); d > 1e-3*scale {
 			t.Errorf("%s: fp32 load of the exported directory differs by %g (largest logit %g)", p, d, scale)
 		}
 	}

@@ -14,11 +14,13 @@ import (
 	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
-// LowP's exported fields are its stored form: Q (int8) or H (bf16 bits)
-// hold the K·N weights in the storage layout ([N, K] when Transposed, else
-// [K, N]) and Scale holds int8's N per-output-channel scales (the weight is
-// Q·Scale[n]). LowPFromRaw builds one from that form without converting
-// anything, which is how quantized model files load instantly.
+// A LowP's stored form: int8 values (with N per-output-channel scales, the
+// weight being q·scale[n]) or bf16 bits, K·N of them in the storage layout
+// ([N, K] when Transposed, else [K, N]). LowPFromRaw builds a LowP from
+// that form without quantizing anything, which is how quantized model files
+// load; Tensors and DequantizeInto read it back, whatever layout the
+// kernels keep the weights in (lowp_packed.go's, on CPUs with VNNI or
+// AVX512_BF16).
 
 // nativeLE: file data (little-endian) can be copied as it is.
 var nativeLE = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
@@ -33,8 +35,9 @@ func LowPConversions() int64 { return conversions.Load() }
 
 // LowPFromRaw wraps already quantized weights: q (int8, with scale) or h
 // (bf16, scale nil), K·N elements in the storage layout. The slices are
-// kept, not copied. Sizes are checked; values are not (any int8 or bf16 bit
-// pattern is a weight), except that int8 scales must be finite.
+// kept, or rearranged into the packed kernels' layout (transposed only,
+// as NewLowP does). Sizes are checked; values are not (any int8 or bf16
+// bit pattern is a weight), except that int8 scales must be finite.
 func LowPFromRaw(p Precision, K, N int64, transposed bool, q []int8, h []uint16, scale []float32) (*LowP, error) {
 	if K <= 0 || N <= 0 || K > math.MaxInt64/N {
 		return nil, fmt.Errorf("low precision: bad shape K=%d N=%d", K, N)
@@ -66,7 +69,11 @@ func LowPFromRaw(p Precision, K, N int64, transposed bool, q []int8, h []uint16,
 	default:
 		return nil, fmt.Errorf("low precision: %q is not bf16 or int8", p)
 	}
-	return &LowP{Prec: p, K: K, N: N, Transposed: transposed, Q: q, H: h, Scale: scale}, nil
+	l := &LowP{Prec: p, K: K, N: N, Transposed: transposed, Q: q, H: h, Scale: scale}
+	if transposed && packable(p) {
+		l.pack()
+	}
+	return l, nil
 }
 
 // LowPFromTensors decodes file tensors into a LowP stored output-major
@@ -114,6 +121,7 @@ func LowPFromTensors(K, N int64, w tensorfile.RawTensor, scale *tensorfile.RawTe
 // Tensors returns the weights as file tensors, output-major ([N, K]): I8
 // plus an F32 [N] scale, or BF16 and a nil scale.
 func (l *LowP) Tensors() (w tensorfile.RawTensor, scale *tensorfile.RawTensor) {
+	q, h := l.unpacked()
 	at := func(n, k int64) int64 { // storage index of output n, input k
 		if l.Transposed {
 			return n*l.K + k
@@ -127,7 +135,7 @@ func (l *LowP) Tensors() (w tensorfile.RawTensor, scale *tensorfile.RawTensor) {
 		w.Data = make([]byte, l.K*l.N)
 		for n := int64(0); n < l.N; n++ {
 			for k := int64(0); k < l.K; k++ {
-				w.Data[n*l.K+k] = byte(l.Q[at(n, k)])
+				w.Data[n*l.K+k] = byte(q[at(n, k)])
 			}
 		}
 		s := tensorfile.RawTensor{Dtype: tensorfile.F32, Shape: []int64{l.N}, Data: make([]byte, 4*l.N)}
@@ -140,7 +148,7 @@ func (l *LowP) Tensors() (w tensorfile.RawTensor, scale *tensorfile.RawTensor) {
 		w.Data = make([]byte, 2*l.K*l.N)
 		for n := int64(0); n < l.N; n++ {
 			for k := int64(0); k < l.K; k++ {
-				binary.LittleEndian.PutUint16(w.Data[2*(n*l.K+k):], l.H[at(n, k)])
+				binary.LittleEndian.PutUint16(w.Data[2*(n*l.K+k):], h[at(n, k)])
 			}
 		}
 		return w, nil
@@ -164,12 +172,13 @@ func (l *LowP) DequantizeInto(w *ts.Tensor, wTransposed bool) error {
 		stored = []int64{l.N, l.K}
 	}
 	var raw *ts.Tensor
+	q, h := l.unpacked()
 	if l.Prec == Int8 {
 		raw = ts.MustEmpty(stored, gotch.Int8, gotch.CPU)
-		copy(unsafe.Slice((*int8)(raw.MustDataPtr()), len(l.Q)), l.Q)
+		copy(unsafe.Slice((*int8)(raw.MustDataPtr()), len(q)), q)
 	} else {
 		raw = ts.MustEmpty(stored, gotch.BFloat16, gotch.CPU)
-		copy(unsafe.Slice((*uint16)(raw.MustDataPtr()), len(l.H)), l.H)
+		copy(unsafe.Slice((*uint16)(raw.MustDataPtr()), len(h)), h)
 	}
 	f := raw.MustTotype(gotch.Float, true)
 	if l.Prec == Int8 {
