@@ -270,9 +270,12 @@ func ExportDir(src, out string, p nn.Precision) (string, error) {
 		return "", err
 	}
 	cfg.WeightsPrecision = ""
-	if p != nn.FP32 {
+	switch {
+	case p != nn.FP32:
 		cfg.WeightsPrecision = string(p)
 		cfg.Generation.Precision = string(p)
+	case stored != nn.FP32: // the default came with the stored form
+		cfg.Generation.Precision = ""
 	}
 	files := []string{VocabFile, MergesFile}
 	if cfg.CLIP.Weights != "" {

@@ -201,6 +201,9 @@ func TestExportPrecisionChains(t *testing.T) {
 	if _, stored, err := loadStored(deq); err != nil || stored != nn.FP32 {
 		t.Errorf("dequantized export loads as %s: %v", stored, err)
 	}
+	if cfg, err := checkpoint.ReadDirConfig(deq); err != nil || cfg.Generation.Precision != "" || cfg.WeightsPrecision != "" {
+		t.Errorf("dequantized export's config keeps precision %q / weights %q (%v)", cfg.Generation.Precision, cfg.WeightsPrecision, err)
+	}
 	if _, err := checkpoint.ExportDir(i8, filepath.Join(t.TempDir(), "x"), nn.BF16); err == nil || !strings.Contains(err.Error(), "stores int8") {
 		t.Errorf("int8 → bf16: %v", err)
 	}
