@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/clipcap/clipcap/internal/tensorfile"
@@ -46,8 +47,9 @@ type Captioner struct {
 	// converting them cost at load ("" for fp32).
 	Precision     nn.Precision
 	PrecisionNote string
-	mu            sync.Mutex // mapper + GPT-2
-	clipMu        sync.Mutex // CLIP encoder
+	stored        nn.Precision // form of the weights in the model file (precision.go)
+	mu            sync.Mutex   // mapper + GPT-2
+	clipMu        sync.Mutex   // CLIP encoder
 }
 
 // Options for Load.
@@ -64,6 +66,10 @@ type Options struct {
 	// Precision of the GPT-2 and mapper weights: fp32, bf16 or int8; ""
 	// takes the model directory's generation.precision (default fp32).
 	Precision string
+	// CLIPPrecision of the CLIP tower: "" follows the model directory's
+	// clip.precision, else Precision (bf16 for bf16 and int8); fp32 or bf16
+	// override both.
+	CLIPPrecision string
 }
 
 // Caption is one generated caption.
@@ -94,7 +100,7 @@ func Load(dir string, opt Options) (*Captioner, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, cfg, err := checkpoint.Load(dir, opt.Device)
+	m, cfg, stored, err := checkpoint.LoadStored(dir, opt.Device)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +110,15 @@ func Load(dir string, opt Options) (*Captioner, error) {
 			return nil, fmt.Errorf("model %s has no tokenizer files and the default ones are missing: %w", dir, err)
 		}
 	}
-	c := &Captioner{Model: m, Config: cfg, Tok: tok, Device: opt.Device, RawText: opt.RawText}
+	c := &Captioner{Model: m, Config: cfg, Tok: tok, Device: opt.Device, RawText: opt.RawText, stored: stored}
+	prec := opt.Precision
+	if prec == "" {
+		prec = cfg.Generation.Precision
+	}
+	clipPrec, err := clipPrecision(opt.CLIPPrecision, cfg.CLIP.Precision, prec)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
 	clipPath, err := resolveCLIP(dir, cfg.CLIP, opt.CLIP)
 	if err != nil {
 		return nil, err
@@ -114,6 +128,7 @@ func Load(dir string, opt Options) (*Captioner, error) {
 		if opt.CLIP == "" && cfg.CLIP.Weights != "" {
 			copt = clip.Options{Heads: cfg.CLIP.Heads, Act: clip.Activation(cfg.CLIP.Activation)}
 		}
+		copt.Precision = clipPrec
 		enc, ccfg, err := clip.LoadWith(clipPath, opt.Device, copt)
 		if err != nil {
 			return nil, err
@@ -124,12 +139,11 @@ func Load(dir string, opt Options) (*Captioner, error) {
 		c.CLIP = enc
 		c.Pre = imageproc.NewPreprocessor(int(ccfg.InputResolution))
 	}
-	prec := opt.Precision
-	if prec == "" {
-		prec = cfg.Generation.Precision
-	}
 	if err := c.setPrecision(prec); err != nil {
 		return nil, fmt.Errorf("model %s: %w", dir, err)
+	}
+	if c.CLIP != nil && c.CLIP.Precision() != nn.FP32 {
+		c.PrecisionNote = strings.TrimPrefix(c.PrecisionNote+"; CLIP computes in bf16", "; ")
 	}
 	return c, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/clipcap/clipcap/data/imageproc"
 	"github.com/clipcap/clipcap/internal/tensorfile"
 	"github.com/clipcap/clipcap/model/clip"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // ResolveCLIP turns a CLIP argument into a weights file, the one resolver
@@ -154,14 +155,28 @@ func EncodePixels(m *clip.Model, px []float32) (*ts.Tensor, error) {
 // downloaded on first use) and loads the tower on dev, in fp16 when half
 // (CUDA only), logging which file and architecture rule were used.
 func LoadCLIP(ctx context.Context, spec, cache string, dev gotch.Device, half bool, log io.Writer) (*clip.Model, error) {
+	return LoadCLIPAt(ctx, spec, cache, dev, half, "", log)
+}
+
+// LoadCLIPAt is LoadCLIP at an inference precision: bf16 or int8 make the
+// tower compute in bf16 (clip.Model.SetPrecision), "" or fp32 in float32.
+func LoadCLIPAt(ctx context.Context, spec, cache string, dev gotch.Device, half bool, precision string, log io.Writer) (*clip.Model, error) {
+	p, err := nn.ParsePrecision(precision)
+	if err != nil {
+		return nil, err
+	}
 	path, err := ResolveCLIP(ctx, spec, cache, true)
 	if err != nil {
 		return nil, err
 	}
-	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: half})
+	m, _, err := clip.LoadWith(path, dev, clip.Options{Half: half, Precision: p})
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "clip: %s: %s, architecture %s\n", path, m.Config.Describe(), m.ArchSource)
+	bf := ""
+	if m.Precision() != nn.FP32 {
+		bf = ", bf16 products"
+	}
+	fmt.Fprintf(log, "clip: %s: %s, architecture %s%s\n", path, m.Config.Describe(), m.ArchSource, bf)
 	return m, nil
 }

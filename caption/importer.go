@@ -9,6 +9,7 @@ import (
 	"github.com/clipcap/clipcap/data/tokenizer"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/mapper"
+	"github.com/clipcap/clipcap/model/nn"
 )
 
 // ImportOptions describe one `clipcap import` (see checkpoint.Import).
@@ -54,13 +55,39 @@ func Import(o ImportOptions, log io.Writer) error {
 }
 
 // Export writes a model directory's (or released model's) weights for
-// other tools; see checkpoint.Export for the formats.
-func Export(ctx context.Context, model, format, out string) error {
+// other tools; see checkpoint.Export for the formats. Format "dir" (the
+// default when precision is bf16 or int8) writes a model directory whose
+// weights are stored in precision (checkpoint.ExportDir), logging any note
+// to log.
+func Export(ctx context.Context, model, format, out, precision string, log io.Writer) error {
+	p, err := nn.ParsePrecision(precision)
+	if err != nil {
+		return err
+	}
+	if format == "" {
+		format = "official"
+		if p != nn.FP32 {
+			format = "dir"
+		}
+	}
+	if format != "dir" && p != nn.FP32 {
+		return fmt.Errorf("--precision %s writes a model directory (--format dir), not --format %s", p, format)
+	}
 	dir, err := ResolveModel(ctx, model, ResolveOptions{})
 	if err != nil {
 		return err
 	}
-	return checkpoint.Export(dir, format, out)
+	if format != "dir" {
+		return checkpoint.Export(dir, format, out)
+	}
+	note, err := checkpoint.ExportDir(dir, out, p)
+	if note != "" {
+		fmt.Fprintln(log, note)
+	}
+	if err == nil {
+		fmt.Fprintf(log, "wrote %s (%s weights)\n", out, p)
+	}
+	return err
 }
 
 // clipDirArg turns a Hugging Face / OpenCLIP CLIP directory into its

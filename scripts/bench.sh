@@ -110,6 +110,9 @@ if want precision; then
   for p in bf16 int8; do
     row "greedy batch 32 captions/s, $p vs fp32" "$(metric $f $B $p-batch32-img/s)" "$(metric $f $B fp32-batch32-img/s)" "$(ratio "$(metric $f $B $p-batch32-img/s)" "$(metric $f $B fp32-batch32-img/s)")"
   done
+  gobench clipprec ./model/clip/ 'BenchmarkCLIPEncodePrecision$' 1x
+  f=$work/clipprec.txt; B=BenchmarkCLIPEncodePrecision
+  row "ViT-B/32 1-image encode ms, bf16 vs fp32" "$(metric $f $B bf16-ms/image)" "$(metric $f $B fp32-ms/image)" "$(metric $f $B bf16-speedup)x"
 fi
 
 if want realtime; then

@@ -33,6 +33,7 @@ func runEmbed(args []string) error {
 	batch := fs.Int("batch", 32, "images per forward pass")
 	device := deviceFlag(fs)
 	half := fs.Bool("half", false, "compute in fp16 (CUDA only)")
+	precision := fs.String("precision", "", "fp32 (default), or bf16: the tower's products in bfloat16 (int8 means bf16 for CLIP)")
 	cache := fs.String("cache", "", "download cache (default $CLIPCAP_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/clipcap)")
 	// --image F... takes every following non-flag argument, so flags may
 	// come after the image list: parse, collect the positionals, resume.
@@ -66,7 +67,7 @@ func runEmbed(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	m, err := caption.LoadCLIP(ctx, *clipArg, *cache, dev, *half, os.Stderr)
+	m, err := caption.LoadCLIPAt(ctx, *clipArg, *cache, dev, *half, *precision, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,13 @@ func TestImportHFGPT2AndExport(t *testing.T) {
 	if rc := run([]string{"export", "--model", dir, "--format", "safetensors", "--out", out}); rc == 0 {
 		t.Errorf("export --format safetensors into a .json file succeeded")
 	}
+	i8 := filepath.Join(t.TempDir(), "int8")
+	if rc := run([]string{"export", "--model", dir, "--precision", "int8", "--out", i8}); rc != 0 {
+		t.Fatalf("export --precision int8 exited %d", rc)
+	}
+	if c, err := checkpoint.ReadDirConfig(i8); err != nil || c.WeightsPrecision != "int8" || c.Generation.Precision != "int8" {
+		t.Errorf("int8 export's config: %+v, %v", c, err)
+	}
 	data, _ := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
 	if !strings.Contains(string(data), "prefix_length: 3") {
 		t.Errorf("config.yaml lacks the prefix length:\n%s", data)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"unsafe"
 )
 
 // Dtype names an element type the way the safetensors header spells it
@@ -90,10 +91,26 @@ func ToFloat32(dtype Dtype, b []byte) ([]float32, error) {
 	if len(b)%size != 0 {
 		return nil, fmt.Errorf("ToFloat32: %d bytes is not a whole number of %s elements", len(b), dtype)
 	}
-	n := len(b) / size
-	out := make([]float32, n)
+	out := make([]float32, len(b)/size)
+	if err := ToFloat32Into(dtype, b, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToFloat32Into is ToFloat32 decoding into out, which must hold exactly
+// the elements in b (loaders decode straight into a tensor's memory).
+func ToFloat32Into(dtype Dtype, b []byte, out []float32) error {
+	size := dtype.Size()
+	if size == 0 || len(b) != size*len(out) {
+		return fmt.Errorf("ToFloat32: %d bytes of %q for %d values", len(b), dtype, len(out))
+	}
 	switch dtype {
 	case F32:
+		if littleEndian {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), len(b)), b)
+			break
+		}
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
@@ -131,10 +148,13 @@ func ToFloat32(dtype Dtype, b []byte) ([]float32, error) {
 			out[i] = float32(b[i])
 		}
 	default:
-		return nil, fmt.Errorf("ToFloat32: conversion from %s is not supported", dtype)
+		return fmt.Errorf("ToFloat32: conversion from %s is not supported", dtype)
 	}
-	return out, nil
+	return nil
 }
+
+// littleEndian: float32 file data can be copied as it is.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // FromFloat32 encodes values as little-endian elements of a floating dtype
 // (F32, F64, F16 or BF16). F16 and BF16 round to nearest even, as torch does.

@@ -1,9 +1,11 @@
 package tensorfile
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -128,5 +130,40 @@ func TestToFloat32AndFromFloat32(t *testing.T) {
 	}
 	if _, err := FromFloat32(I32, in); err == nil {
 		t.Error("FromFloat32(I32) accepted")
+	}
+}
+
+// Quantized model files store I8 weights and BF16 bit patterns: both must
+// round-trip through the writer and reader byte for byte (values are not
+// converted), next to F32 scales, each tensor aligned to its element size.
+func TestSafetensorsRoundTripsI8AndBF16(t *testing.T) {
+	in := map[string]RawTensor{
+		"w.i8":    {Dtype: I8, Shape: []int64{2, 3}, Data: []byte{0x81, 0x7f, 0, 1, 0xff, 0x80}},
+		"w.bf16":  {Dtype: BF16, Shape: []int64{3}, Data: []byte{0x80, 0x3f, 0xc1, 0xff, 0x01, 0x7f}},
+		"w_scale": {Dtype: F32, Shape: []int64{2}, Data: []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0x40}},
+	}
+	path := filepath.Join(t.TempDir(), "q.safetensors")
+	if err := WriteSafetensors(path, in, map[string]string{"precision": "int8"}); err != nil {
+		t.Fatal(err)
+	}
+	sf, err := OpenSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	for name, want := range in {
+		got, err := sf.Tensor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Dtype != want.Dtype || !reflect.DeepEqual(got.Shape, want.Shape) || !bytes.Equal(got.Data, want.Data) {
+			t.Errorf("%s: %s%v %x, want %s%v %x", name, got.Dtype, got.Shape, got.Data, want.Dtype, want.Shape, want.Data)
+		}
+	}
+	if v, _ := ToFloat32(I8, in["w.i8"].Data); v[0] != -127 || v[5] != -128 {
+		t.Errorf("I8 values %v", v)
+	}
+	if sf.Metadata()["precision"] != "int8" {
+		t.Errorf("metadata %v", sf.Metadata())
 	}
 }

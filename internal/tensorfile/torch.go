@@ -3,6 +3,7 @@ package tensorfile
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -19,6 +20,16 @@ func ToTorch(name string, rt RawTensor, dev gotch.Device) (*ts.Tensor, error) {
 	}
 	switch rt.Dtype {
 	case F32, F16, BF16, F64:
+		if n := rt.NumElements(); n > 0 && int64(len(rt.Data)) == n*int64(rt.Dtype.Size()) {
+			// Decode straight into the tensor: gotch's NewTensorFromData
+			// checks every element through reflection (seconds for GPT-2).
+			t := ts.MustEmpty(shape, gotch.Float, gotch.CPU)
+			if err := ToFloat32Into(rt.Dtype, rt.Data, unsafe.Slice((*float32)(t.MustDataPtr()), n)); err != nil {
+				t.MustDrop()
+				return nil, fmt.Errorf("tensor %q: %w", name, err)
+			}
+			return onDevice(t, dev, scalar), nil
+		}
 		vals, err := ToFloat32(rt.Dtype, rt.Data)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", name, err)

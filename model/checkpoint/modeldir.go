@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/sugarme/gotch"
 	"gopkg.in/yaml.v3"
@@ -30,6 +31,10 @@ type DirConfig struct {
 	Model      clipcap.Config   `yaml:"model"`
 	CLIP       CLIPInfo         `yaml:"clip"`
 	Generation generate.Options `yaml:"generation"`
+	// WeightsPrecision is bf16 or int8 when model.safetensors stores the
+	// GPT-2 and mapper matrices in that form (export --precision; see
+	// lowp.go), "" for float32.
+	WeightsPrecision string `yaml:"weights_precision,omitempty"`
 }
 
 // CLIPInfo says which CLIP encoder produced the embeddings the model was
@@ -44,6 +49,11 @@ type CLIPInfo struct {
 	// tell them, and the directory holds no config.json.
 	Heads      int64  `yaml:"heads,omitempty"`
 	Activation string `yaml:"activation,omitempty"`
+	// Precision fp32 keeps the tower in float32 when inference runs in
+	// bf16 or int8 (by default the tower then computes in bf16): for towers
+	// whose embeddings differ between images by less than bf16's error,
+	// such as seeded random ones.
+	Precision string `yaml:"precision,omitempty"`
 }
 
 // DefaultGeneration is what trained model directories decode with: beam 5
@@ -87,13 +97,17 @@ func ReadDirConfig(dir string) (DirConfig, error) {
 	return c, nil
 }
 
-// Load reads a model directory onto dev.
+// Load reads a model directory onto dev as a float32 model (weights stored
+// in bf16 or int8 are dequantized; LoadStored keeps them).
 func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 	cfg, err := ReadDirConfig(dir)
 	if err != nil {
 		return nil, cfg, err
 	}
-	m, err := LoadAs(dir, cfg.Model, dev)
+	m, stored, err := loadAs(dir, cfg.Model, dev, false)
+	if err == nil {
+		err = checkStored(dir, cfg, stored)
+	}
 	return m, cfg, err
 }
 
@@ -101,31 +115,59 @@ func Load(dir string, dev gotch.Device) (*clipcap.Model, DirConfig, error) {
 // from mc, which must have the directory's shapes: training from a model
 // directory changes what does not shape weights (dropout, freezing).
 func LoadAs(dir string, mc clipcap.Config, dev gotch.Device) (*clipcap.Model, error) {
+	m, _, err := loadAs(dir, mc, dev, false)
+	return m, err
+}
+
+// loadAs is LoadAs that also returns the stored precision of the
+// low-precision matrices, keeping them as the layers' LowP when keep.
+func loadAs(dir string, mc clipcap.Config, dev gotch.Device, keep bool) (*clipcap.Model, nn.Precision, error) {
 	path := filepath.Join(dir, WeightsFile)
 	src, err := tensorfile.OpenSafetensors(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer src.Close()
 	sh, err := shapes(src)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := checkHeld(mc, sh); err != nil {
-		return nil, fmt.Errorf("%s: %s declares a model that %w", path, ConfigFile, err)
+		return nil, "", fmt.Errorf("%s: %s declares a model that %w", path, ConfigFile, err)
 	}
 	m, err := clipcap.New(mc, dev)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	unused, err := nn.LoadInto(m.Store, src, path, officialName, nil)
+	layers, err := lowLayers(m)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	stored, err := storedPrecision(src, layers)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	rename, consumed := officialName, map[string]bool{}
+	if stored != nn.FP32 {
+		if consumed, err = loadLow(src, path, layers, dev, keep); err != nil {
+			return nil, "", err
+		}
+		rename = func(n string) string {
+			if consumed[n] {
+				return ""
+			}
+			return n
+		}
+	}
+	unused, err := nn.LoadInto(m.Store, src, path, rename, func(n string) bool { return consumed[n] })
+	if err != nil {
+		return nil, "", err
+	}
+	unused = slices.DeleteFunc(unused, func(n string) bool { return consumed[n] })
 	if len(unused) > 0 {
-		return nil, fmt.Errorf("%s: tensors the model has no place for: %v", path, head(unused, 5))
+		return nil, "", fmt.Errorf("%s: tensors the model has no place for: %v", path, head(unused, 5))
 	}
-	return m, nil
+	return m, stored, nil
 }
 
 // StateDict returns every parameter as raw float32 tensors under the

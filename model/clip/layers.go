@@ -32,12 +32,12 @@ func (b *builder) normal(std float64) nn.Init {
 }
 
 // linear is nn.Linear(in, out) with bias, initialized by normal.
-func (b *builder) linear(p nn.Path, in, out int64) *nn.Linear {
+func (b *builder) linear(p nn.Path, in, out int64) *linear {
 	std := 1 / math.Sqrt(float64(in))
-	return &nn.Linear{
+	return &linear{Linear: &nn.Linear{
 		Weight: p.Param("weight", b.normal(std), out, in),
 		Bias:   p.Param("bias", nn.Const{Value: 0}, out),
-	}
+	}}
 }
 
 // conv2d is nn.Conv2d without bias (every CLIP image-tower convolution).
@@ -45,6 +45,7 @@ type conv2d struct {
 	w           *ts.Tensor
 	stride, pad int64
 	noBias      *ts.Tensor
+	low         *ts.Tensor // bf16 copy of w (precision.go), or nil
 }
 
 func (b *builder) conv(p nn.Path, in, out, k, stride, pad int64) *conv2d {
@@ -57,6 +58,12 @@ func (b *builder) conv(p nn.Path, in, out, k, stride, pad int64) *conv2d {
 
 // forward returns conv(x); x is not freed.
 func (c *conv2d) forward(x *ts.Tensor) *ts.Tensor {
+	if c.low != nil && x.DType() == gotch.Float {
+		xl := x.MustTotype(gotch.BFloat16, false)
+		y := ts.MustConv2d(xl, c.low, c.noBias, []int64{c.stride, c.stride}, []int64{c.pad, c.pad}, []int64{1, 1}, 1)
+		xl.MustDrop()
+		return y.MustTotype(gotch.Float, true)
+	}
 	return ts.MustConv2d(x, c.w, c.noBias, []int64{c.stride, c.stride}, []int64{c.pad, c.pad}, []int64{1, 1}, 1)
 }
 

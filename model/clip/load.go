@@ -24,6 +24,9 @@ type Options struct {
 	Act Activation
 	// Half converts the tower to fp16 after loading (CUDA only).
 	Half bool
+	// Precision bf16 or int8 makes the tower compute in bf16 after
+	// loading (Model.SetPrecision); "" or fp32 leaves it float32.
+	Precision nn.Precision
 	// NoConfigFile ignores config.json / open_clip_config.json beside the
 	// weights (the caller states the architecture through the options).
 	NoConfigFile bool
@@ -81,8 +84,17 @@ func LoadWith(path string, dev gotch.Device, opt Options) (*Model, Config, error
 	store.SetTrainable("", false)
 	m.store = store
 	m.ArchSource = source
+	low := opt.Precision != "" && opt.Precision != nn.FP32
+	if opt.Half && low {
+		return nil, Config{}, fmt.Errorf("clip: --half and --precision %s exclude each other", opt.Precision)
+	}
 	if opt.Half {
 		if err := m.Half(); err != nil {
+			return nil, Config{}, err
+		}
+	}
+	if low {
+		if err := m.SetPrecision(opt.Precision); err != nil {
 			return nil, Config{}, err
 		}
 	}

@@ -26,6 +26,7 @@ type Model struct {
 	// converted holds the reduced-precision copies made by convert; the
 	// store keeps its float32 originals.
 	converted []*ts.Tensor
+	prec      nn.Precision // SetPrecision's (precision.go)
 }
 
 // New creates a tower with random weights under p (normally

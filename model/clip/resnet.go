@@ -83,7 +83,7 @@ func (c *conv2d) forwardFree(x *ts.Tensor) *ts.Tensor {
 type attentionPool struct {
 	heads      int64
 	pos        *ts.Tensor // [HW+1, C]
-	q, k, v, c *nn.Linear
+	q, k, v, c *linear
 }
 
 func (bd *builder) attentionPool(p nn.Path, spacial, embed, heads, out int64) *attentionPool {
@@ -110,13 +110,13 @@ func (a *attentionPool) forward(x *ts.Tensor) *ts.Tensor {
 	seq.MustDrop()
 	tokens = tokens.MustAdd(a.pos, true)
 	first := tokens.MustNarrow(1, 0, 1, false)
-	q := a.q.Forward(first)
+	q := a.q.forward(first)
 	first.MustDrop()
-	k := a.k.Forward(tokens)
-	v := a.v.Forward(tokens)
+	k := a.k.forward(tokens)
+	v := a.v.forward(tokens)
 	tokens.MustDrop()
 	o := attention(q, k, v, a.heads) // [B, 1, C]
-	out := a.c.Forward(o)
+	out := a.c.forward(o)
 	o.MustDrop()
 	return out.MustSelect(1, 0, true)
 }
@@ -183,7 +183,7 @@ func (r *modifiedResNet) weights() []**ts.Tensor {
 			out = append(out, &b.downConv.w)
 		}
 	}
-	for _, l := range []*nn.Linear{r.pool.q, r.pool.k, r.pool.v, r.pool.c} {
+	for _, l := range []*linear{r.pool.q, r.pool.k, r.pool.v, r.pool.c} {
 		out = append(out, &l.Weight, &l.Bias)
 	}
 	return out

@@ -14,9 +14,9 @@ type residualBlock struct {
 	heads      int64
 	act        Activation
 	ln1, ln2   layerNorm
-	inProj     *nn.Linear // attn.in_proj_weight [3W, W] / in_proj_bias
-	outProj    *nn.Linear // attn.out_proj
-	fc, proj   *nn.Linear // mlp.c_fc, mlp.c_proj
+	inProj     *linear // attn.in_proj_weight [3W, W] / in_proj_bias
+	outProj    *linear // attn.out_proj
+	fc, proj   *linear // mlp.c_fc, mlp.c_proj
 	quickScale *ts.Scalar
 }
 
@@ -28,10 +28,10 @@ func (bd *builder) residualBlock(p nn.Path, c Config) *residualBlock {
 		heads: heads,
 		act:   c.activation(),
 		ln1:   newLayerNorm(p.Sub("ln_1"), width),
-		inProj: &nn.Linear{
+		inProj: &linear{Linear: &nn.Linear{
 			Weight: attn.Param("in_proj_weight", bd.normal(std), 3*width, width),
 			Bias:   attn.Param("in_proj_bias", nn.Const{Value: 0}, 3*width),
-		},
+		}},
 		outProj:    bd.linear(attn.Sub("out_proj"), width, width),
 		ln2:        newLayerNorm(p.Sub("ln_2"), width),
 		fc:         bd.linear(p.Sub("mlp").Sub("c_fc"), width, hidden),
@@ -43,17 +43,17 @@ func (bd *builder) residualBlock(p nn.Path, c Config) *residualBlock {
 // forward frees x [B, L, W] and returns the block's output.
 func (b *residualBlock) forward(x *ts.Tensor) *ts.Tensor {
 	h := b.ln1.forward(x)
-	qkv := b.inProj.Forward(h)
+	qkv := b.inProj.forward(h)
 	h.MustDrop()
 	parts := qkv.MustChunk(3, -1, true)
 	o := attention(parts[0], parts[1], parts[2], b.heads)
-	a := b.outProj.Forward(o)
+	a := b.outProj.forward(o)
 	o.MustDrop()
 	x = x.MustAdd(a, true)
 	a.MustDrop()
 
 	h = b.ln2.forward(x)
-	f := b.fc.Forward(h)
+	f := b.fc.forward(h)
 	h.MustDrop()
 	switch b.act {
 	case GELU:
@@ -63,7 +63,7 @@ func (b *residualBlock) forward(x *ts.Tensor) *ts.Tensor {
 	default:
 		f = quickGELU(f, b.quickScale)
 	}
-	m := b.proj.Forward(f)
+	m := b.proj.forward(f)
 	f.MustDrop()
 	x = x.MustAdd(m, true)
 	m.MustDrop()
@@ -138,7 +138,7 @@ func (v *visionTransformer) forward(x *ts.Tensor) *ts.Tensor {
 func (v *visionTransformer) weights() []**ts.Tensor {
 	out := []**ts.Tensor{&v.conv1.w, &v.classEmbedding, &v.posEmbedding, &v.proj}
 	for _, b := range v.blocks {
-		for _, l := range []*nn.Linear{b.inProj, b.outProj, b.fc, b.proj} {
+		for _, l := range []*linear{b.inProj, b.outProj, b.fc, b.proj} {
 			out = append(out, &l.Weight, &l.Bias)
 		}
 	}

@@ -269,6 +269,7 @@ type LowP struct {
 // int8 is symmetric per output channel: scale = max|w| / 127 over the
 // channel's K weights, q = round(w / scale). bf16 rounds to nearest even.
 func NewLowP(w *ts.Tensor, transposed bool, p Precision) (*LowP, error) {
+	conversions.Add(1) // lowp_raw.go
 	shape := w.MustSize()
 	if len(shape) != 2 || w.DType() != gotch.Float {
 		return nil, fmt.Errorf("low precision: want a 2-D float32 weight, got %v %v", shape, w.DType())
