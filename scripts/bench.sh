@@ -61,6 +61,7 @@ if want train; then
   for kind in mlp transformer; do
     ours=$(awk -v k="$kind" '$1 ~ "BenchmarkTrainStep/"k"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == "samples/s") { print $i; exit } }' "$work/train.txt")
     py=$(sed -n 's/.*"samples_per_s": *\([0-9.eE+-]*\).*/\1/p' "$work/train-$kind.json" | tail -n 1)
+    py=$(awk -v v="$py" 'BEGIN { if (v != "") printf "%.2f", v }')
     row "train $kind, batch 40, samples/s" "$ours" "$py" "$(ratio "$ours" "$py")"
   done
   # precision: bf16 (bfloat16 matrix products, fp32 masters) against fp32, same run.
