@@ -20,6 +20,9 @@ if [ -n "${need:-}" ]; then
   echo "bench: installing the PyTorch baselines' packages:$need" >&2
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need >/dev/null
 fi
+# The PyTorch baselines get the runtime settings clipcap's commands use (internal/torchrt): without a
+# passive OpenMP wait policy PyTorch 1.13's decoding runs several times slower on 2 cores.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ONLY=${ONLY:-blas generate precision realtime train dist extract score serve}
@@ -118,15 +121,17 @@ fi
 
 if want realtime; then
   # Frame -> caption with ViT-B/32 + GPT-2 small, 20-token greedy captions: `live` on a 640x480
-  # video (overlap on) and `serve` one request at a time, per precision, fp32 the baseline.
+  # video (default mode; int8 with --overlap too) and `serve` one request at a time, per precision,
+  # fp32 the baseline.
   gobench live ./live/ 'BenchmarkLiveOverlap' 1x
   gobench servep ./serve/ 'BenchmarkServePrecision' 8x
-  lv() { awk -v p="$1" '$1 ~ "BenchmarkLiveOverlap/"p"/overlap=true" { for (i = 2; i < NF; i++) if ($(i+1) == "'"$2"'") { print $i; exit } }' "$work/live.txt"; }
+  lv() { awk -v p="$1" -v o="${3:-false}" '$1 ~ "BenchmarkLiveOverlap/"p"/overlap="o { for (i = 2; i < NF; i++) if ($(i+1) == "'"$2"'") { print $i; exit } }' "$work/live.txt"; }
   sv() { awk -v p="$1" '$1 ~ "BenchmarkServePrecision/"p"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == "'"$2"'") { print $i; exit } }' "$work/servep.txt"; }
   for p in bf16 int8; do
     [ -n "$(lv $p captions/s)" ] && row "live $p vs fp32, captions/s (p50 ms $(lv $p p50-ms))" "$(lv $p captions/s)" "$(lv fp32 captions/s)" "$(ratio "$(lv $p captions/s)" "$(lv fp32 captions/s)")"
     row "serve $p vs fp32, captions/s (p50 ms $(sv $p p50-ms))" "$(sv $p captions/s)" "$(sv fp32 captions/s)" "$(ratio "$(sv $p captions/s)" "$(sv fp32 captions/s)")"
   done
+  row "live int8 --overlap vs fp32, captions/s (p50 ms $(lv int8 p50-ms true))" "$(lv int8 captions/s true)" "$(lv fp32 captions/s)" "$(ratio "$(lv int8 captions/s true)" "$(lv fp32 captions/s)")"
 fi
 
 if want serve; then
