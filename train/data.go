@@ -144,12 +144,18 @@ func (d *Dataset) Load(index int, rows []int) (*Batch, error) {
 
 // prefetch loads batches[from:] in a background goroutine, a few ahead of
 // the consumer, so the trainer never waits on the store. Closing stop ends
-// it early.
+// it early; the returned channel is closed once the goroutine is done with
+// the store.
 func (d *Dataset) prefetch(batches [][]int, from int, stop <-chan struct{}) <-chan batchOrErr {
 	out := make(chan batchOrErr, 4)
 	go func() {
 		defer close(out)
 		for i := from; i < len(batches); i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			b, err := d.Load(i, batches[i])
 			select {
 			case out <- batchOrErr{b, err}:

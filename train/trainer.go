@@ -281,16 +281,24 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 		plan, tokens := rankPlan(global, t.rank(), t.world()), t.Train.stepTokens(global, t.Cfg.GradAccum)
 		stop := make(chan struct{})
 		batches := t.Train.prefetch(plan, t.st.Batch, stop)
+		// halt stops the prefetcher and waits for it to finish its batch:
+		// every way out of the epoch, an error included, must leave no reader
+		// of the feature store behind (Close unmaps it).
+		halt := func() {
+			close(stop)
+			for range batches {
+			}
+		}
 		var epochLoss float64
 		var epochN int
 		for t.st.Batch < len(plan) {
 			if stopAt >= 0 && t.st.Step >= stopAt {
-				close(stop)
+				halt()
 				return nil
 			}
 			loss, n, err := t.optimizerStep(batches, tokens[t.st.Batch/t.Cfg.GradAccum])
 			if err != nil {
-				close(stop)
+				halt()
 				return err
 			}
 			if t.afterStep != nil {
@@ -304,7 +312,7 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			}
 			agreed, err := t.agree(loss, cancelled)
 			if err != nil {
-				close(stop)
+				halt()
 				return err
 			}
 			loss, stopNow := agreed[0]/float64(t.world()), agreed[1] > 0
@@ -319,20 +327,20 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 				err = t.metrics.write(Record{Type: "train", Step: t.st.Step, Epoch: epoch + 1, Loss: f64(logLoss / float64(logN)),
 					LR: f64(t.lr(t.st.Step - 1)), SamplesPerSec: f64(sps), Time: t.st.Elapsed})
 				if err != nil {
-					close(stop)
+					halt()
 					return err
 				}
 				logStart, logSamples, logLoss, logN = time.Now(), 0, 0, 0
 			}
 			if t.Cfg.ValEvery > 0 && t.st.Step%t.Cfg.ValEvery == 0 {
 				if err := t.validate(elapsed()); err != nil {
-					close(stop)
+					halt()
 					return err
 				}
 			}
 			t.st.Elapsed = elapsed()
 			if stopNow {
-				close(stop)
+				halt()
 				name := fmt.Sprintf("step-%08d", t.st.Step)
 				if err := t.saveCheckpoint(name); err != nil {
 					return fmt.Errorf("%w; saving its checkpoint failed: %v", ErrInterrupted, err)
@@ -341,12 +349,12 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			}
 			if t.Cfg.CkptEvery > 0 && t.st.Step%t.Cfg.CkptEvery == 0 {
 				if err := t.saveCheckpoint(fmt.Sprintf("step-%08d", t.st.Step)); err != nil {
-					close(stop)
+					halt()
 					return err
 				}
 			}
 		}
-		close(stop)
+		halt()
 		if err := t.endEpoch(epoch, epochLoss, epochN, elapsed); err != nil {
 			return err
 		}
