@@ -10,10 +10,9 @@ import (
 	"github.com/clipcap/clipcap/model/nn"
 )
 
-// BenchmarkEncodeViTB32 measures ViT-B/32 (random weights) at batch 8 and
-// 32 and reports images/s. testdata/bench_torch.py runs the same forward
-// in PyTorch for comparison.
-func BenchmarkEncodeViTB32(b *testing.B) {
+// randomViTB32 is ViT-B/32 at its real sizes with random weights.
+func randomViTB32(b *testing.B) (*Model, Config) {
+	b.Helper()
 	cfg, err := KnownConfig("ViT-B/32")
 	if err != nil {
 		b.Fatal(err)
@@ -22,6 +21,14 @@ func BenchmarkEncodeViTB32(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return m, cfg
+}
+
+// BenchmarkEncodeViTB32 measures ViT-B/32 (random weights) at batch 8 and
+// 32 and reports images/s. testdata/bench_torch.py runs the same forward
+// in PyTorch for comparison.
+func BenchmarkEncodeViTB32(b *testing.B) {
+	m, _ := randomViTB32(b)
 	for _, batch := range []int64{8, 32} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			x := ts.MustRandn([]int64{batch, 3, 224, 224}, gotch.Float, gotch.CPU)

@@ -15,14 +15,7 @@ import (
 // that both see the same machine load, and reports ms/image for each (best
 // of 5 per round) and the bf16 speed-up. Run with -benchtime 1x.
 func BenchmarkCLIPEncodePrecision(b *testing.B) {
-	cfg, err := KnownConfig("ViT-B/32")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := New(nn.NewStore(gotch.CPU).Root().Sub("visual"), gotch.CPU, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, cfg := randomViTB32(b)
 	x := ts.MustRandn([]int64{1, 3, cfg.InputResolution, cfg.InputResolution}, gotch.Float, gotch.CPU)
 	defer x.MustDrop()
 	encode := func() time.Duration {

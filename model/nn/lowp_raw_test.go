@@ -21,15 +21,7 @@ func TestLowPTensorsRoundTrip(t *testing.T) {
 	defer x.MustDrop()
 	for _, p := range []Precision{BF16, Int8} {
 		for _, transposed := range []bool{false, true} {
-			shape := []int64{k, n}
-			if transposed {
-				shape = []int64{n, k}
-			}
-			w := ts.MustRandn(shape, gotch.Float, gotch.CPU)
-			low, err := NewLowP(w, transposed, p)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, low := randomLowP(t, k, n, p, transposed)
 			wt, scale := low.Tensors()
 			before := LowPConversions()
 			back, err := LowPFromTensors(k, n, wt, scale)

@@ -9,6 +9,22 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
+// randomLowP converts a random float32 weight, [k, n] or transposed [n, k],
+// to p; the caller frees w.
+func randomLowP(t *testing.T, k, n int64, p Precision, transposed bool) (w *ts.Tensor, low *LowP) {
+	t.Helper()
+	shape := []int64{k, n}
+	if transposed {
+		shape = []int64{n, k}
+	}
+	w = ts.MustRandn(shape, gotch.Float, gotch.CPU)
+	low, err := NewLowP(w, transposed, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, low
+}
+
 func maxAbs(t *ts.Tensor) float64 {
 	m := t.MustAbs(false).MustMax(true)
 	defer m.MustDrop()
@@ -30,15 +46,7 @@ func TestLowPKernels(t *testing.T) {
 		}
 		for _, p := range []Precision{BF16, Int8} {
 			for _, transposed := range []bool{false, true} {
-				shape := []int64{k, n}
-				if transposed {
-					shape = []int64{n, k}
-				}
-				w := ts.MustRandn(shape, gotch.Float, gotch.CPU)
-				low, err := NewLowP(w, transposed, p)
-				if err != nil {
-					t.Fatal(err)
-				}
+				w, low := randomLowP(t, k, n, p, transposed)
 				deq := low.Dequantized()
 				wkn := deq
 				if transposed {
