@@ -2,6 +2,8 @@ package nn
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -17,6 +19,14 @@ import (
 // The bf16 and int8 rows use the packed dot-product kernels where the CPU
 // has them (level 3); LOWP_LEVEL caps the level, to compare.
 func BenchmarkLowP(b *testing.B) {
+	if v := os.Getenv("LOWP_LEVEL"); v != "" {
+		level, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("LOWP_LEVEL=%q: want 0 (portable C) to 3 (packed dot products)", v)
+		}
+		b.Logf("kernel level %d", lowPLevel(level))
+		defer lowPLevel(3)
+	}
 	for _, shape := range []struct {
 		name       string
 		k, n       int64
