@@ -19,6 +19,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asMain) != "" {
 		os.Exit(run(os.Args[1:]))
 	}
+	// run's compute commands re-execute the process with tuned runtime
+	// settings (torchrt.Tune); inside the test binary that restarted every
+	// test from the top and left the first run's temporary directories behind.
+	os.Setenv("CLIPCAP_NO_REEXEC", "1")
 	os.Exit(m.Run())
 }
 
