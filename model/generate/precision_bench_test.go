@@ -4,11 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
-
 	"github.com/clipcap/clipcap/model/generate"
-	"github.com/clipcap/clipcap/model/gpt2"
 	"github.com/clipcap/clipcap/model/nn"
 )
 
@@ -19,29 +15,12 @@ import (
 // bytes a step reads over the measured read bandwidth); also batch-32
 // greedy captions/s. Run with -benchtime 1x.
 func BenchmarkPrecisionDecode(b *testing.B) {
-	const tokens, batch, prefixLen = 20, 32, 10
-	store := nn.NewStore(gotch.CPU)
-	m, err := gpt2.New(store.Root(), gpt2.Presets["gpt2"])
-	if err != nil {
-		b.Fatal(err)
-	}
-	store.SetTrainable("", false)
+	const tokens, batch = 20, 32
+	m, _ := gpt2Small(b)
 	run := func(n int64, max int) time.Duration {
-		p := ts.MustRandn([]int64{n, prefixLen, 768}, gotch.Float, gotch.CPU).MustMulScalar(ts.FloatScalar(0.1), true)
-		defer p.MustDrop()
-		start := time.Now()
-		if _, err := generate.Generate(m, p, generate.Options{Strategy: generate.Greedy, MaxTokens: max, StopTokens: []int{}}); err != nil {
-			b.Fatal(err)
-		}
-		return time.Since(start)
+		return timedGenerate(b, m, generate.Options{Strategy: generate.Greedy, MaxTokens: max}, n)
 	}
-	best := func(f func() time.Duration) time.Duration {
-		d := f()
-		for i := 0; i < 2; i++ {
-			d = min(d, f())
-		}
-		return d
-	}
+	best := bestOf3
 	bw := memoryBandwidth()
 	var fp32 float64
 	for i := 0; i < b.N; i++ {
