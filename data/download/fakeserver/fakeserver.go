@@ -38,6 +38,17 @@ func (s *Stats) note(r *http.Request) {
 	s.Ranges = append(s.Ranges, r.Header.Get("Range"))
 }
 
+// serve counts a file body and sends it, cut after *dieAfter bytes when
+// that is set (once: it is cleared).
+func (s *Stats) serve(w http.ResponseWriter, r *http.Request, data []byte, dieAfter *int) {
+	s.mu.Lock()
+	s.Served++
+	die := *dieAfter
+	*dieAfter = 0
+	s.mu.Unlock()
+	serveBytes(w, r, data, die)
+}
+
 // ServedCount is how many file bodies were started.
 func (s *Stats) ServedCount() int {
 	s.mu.Lock()
@@ -106,12 +117,7 @@ func (d *Drive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unexpected request", http.StatusBadRequest)
 		return
 	}
-	d.mu.Lock()
-	d.Served++
-	die := d.DieAfter
-	d.DieAfter = 0
-	d.mu.Unlock()
-	serveBytes(w, r, data, die)
+	d.serve(w, r, data, &d.DieAfter)
 }
 
 func page(w http.ResponseWriter, title, body string) {
@@ -136,12 +142,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		h.mu.Lock()
-		h.Served++
-		die := h.DieAfter
-		h.DieAfter = 0
-		h.mu.Unlock()
-		serveBytes(w, r, data, die)
+		h.serve(w, r, data, &h.DieAfter)
 		return
 	}
 	repo, file, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/main/")
