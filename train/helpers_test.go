@@ -91,6 +91,20 @@ func newTrainer(t testing.TB, c Config) *Trainer {
 	return tr
 }
 
+// trainedValLoss is the validation loss before and after running tr.
+func trainedValLoss(t testing.TB, tr *Trainer) (before, after float64) {
+	t.Helper()
+	before, err := tr.ValLoss()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runTrainer(t, tr)
+	if after, err = tr.ValLoss(); err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
 func runTrainer(t testing.TB, tr *Trainer) {
 	t.Helper()
 	if err := tr.Run(context.Background()); err != nil {

@@ -165,15 +165,7 @@ func TestBF16Trains(t *testing.T) {
 	if tr.Model.Store.Autocast() != gotch.BFloat16 {
 		t.Fatalf("model autocast %v, want BFloat16", tr.Model.Store.Autocast())
 	}
-	before, err := tr.ValLoss()
-	if err != nil {
-		t.Fatal(err)
-	}
-	runTrainer(t, tr)
-	after, err := tr.ValLoss()
-	if err != nil {
-		t.Fatal(err)
-	}
+	before, after := trainedValLoss(t, tr)
 	t.Logf("bf16 val loss %.4f -> %.4f", before, after)
 	if !(after < before/10 && after < 0.3) {
 		t.Errorf("bf16 val loss %.4f -> %.4f: want below a tenth of the start and 0.3", before, after)

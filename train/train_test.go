@@ -18,15 +18,7 @@ func TestTrainLearnsSyntheticTask(t *testing.T) {
 	c.Epochs, c.BS, c.ValEvery = 30, 8, 100       // 360 steps
 	c.Dropout = "0"
 	tr := newTrainer(t, c)
-	before, err := tr.ValLoss()
-	if err != nil {
-		t.Fatal(err)
-	}
-	runTrainer(t, tr)
-	after, err := tr.ValLoss()
-	if err != nil {
-		t.Fatal(err)
-	}
+	before, after := trainedValLoss(t, tr)
 	t.Logf("val loss %.4f -> %.4f", before, after)
 	if !(after < before/10 && after < 0.2) {
 		t.Errorf("val loss %.4f -> %.4f: want below a tenth of the start and 0.2", before, after)
