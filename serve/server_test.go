@@ -441,13 +441,7 @@ func TestStreamNewestFrame(t *testing.T) {
 		}
 		<-release
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/v1/stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
+	ctx, conn := dialStream(t, hs.URL)
 	frames := [][]byte{jpegBytes(t, testImage(6)), jpegBytes(t, testImage(7)), jpegBytes(t, testImage(8)), jpegBytes(t, testImage(9))}
 	conn.Write(ctx, websocket.MessageText, []byte(`{"strategy": "greedy", "max_tokens": 6}`))
 	conn.Write(ctx, websocket.MessageBinary, frames[0])
@@ -483,7 +477,7 @@ func TestStreamNewestFrame(t *testing.T) {
 	}
 	// Shutdown closes the stream with "going away".
 	s.Shutdown()
-	_, _, err = conn.Read(ctx)
+	_, _, err := conn.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("after shutdown: %v, want status going away", err)
 	}
@@ -492,3 +486,17 @@ func TestStreamNewestFrame(t *testing.T) {
 var _ = errors.New
 var _ = fmt.Sprint
 var _ = filepath.Join
+
+// dialStream opens the WebSocket stream of the server at url with a 20 s
+// deadline; the connection closes when the test ends.
+func dialStream(t *testing.T, url string) (context.Context, *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/v1/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	return ctx, conn
+}

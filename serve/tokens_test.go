@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -18,13 +17,7 @@ import (
 func TestStreamTokens(t *testing.T) {
 	c := tiny(t)
 	_, hs := newServer(t, Config{MaxWait: time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/v1/stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
+	ctx, conn := dialStream(t, hs.URL)
 	frame := jpegBytes(t, testImage(11))
 	conn.Write(ctx, websocket.MessageText, []byte(`{"strategy": "greedy", "max_tokens": 8, "stream": true}`))
 	conn.Write(ctx, websocket.MessageBinary, frame)
