@@ -72,27 +72,29 @@ func (m *Model) stepRows(embeds *ts.Tensor, cache *Cache) (*ts.Tensor, error) {
 	a := make([]float32, b*e)
 	f := make([]float32, b*m.Cfg.Inner())
 	eps := m.Cfg.LayerNormEps
-	for i, blk := range m.Blocks {
-		steps := []func() error{
-			func() error { return layerNorm(blk.Ln1, x, h, e, eps) },
-			func() error { return blk.Attn.Low.MulRows(h, qkv, floats(blk.Attn.Bias)) },
-			func() error {
-				return nn.AttendCached(qkv, floats(cache.K[i]), floats(cache.V[i]), ctx, int(heads), int(e/heads),
-					int(cache.MaxLen), int(pos))
-			},
-			func() error { return blk.Proj.Low.MulRows(ctx, a, floats(blk.Proj.Bias)) },
-			func() error { return nn.AddRows(x, a) },
-			func() error { return layerNorm(blk.Ln2, x, h, e, eps) },
-			func() error { return blk.Fc.Low.MulRows(h, f, floats(blk.Fc.Bias)) },
-			func() error { nn.GeluTanhRows(f); return nil },
-			func() error { return blk.MlpProj.Low.MulRows(f, a, floats(blk.MlpProj.Bias)) },
-			func() error { return nn.AddRows(x, a) },
+	// Every row operation checks its sizes before it touches memory, so a
+	// layer runs to its end and reports its first error.
+	var err error
+	check := func(opErr error) {
+		if err == nil {
+			err = opErr
 		}
-		for _, s := range steps {
-			if err := s(); err != nil {
-				out.MustDrop()
-				return nil, fmt.Errorf("gpt2 step, layer %d: %w", i, err)
-			}
+	}
+	for i, blk := range m.Blocks {
+		check(layerNorm(blk.Ln1, x, h, e, eps))
+		check(blk.Attn.Low.MulRows(h, qkv, floats(blk.Attn.Bias)))
+		check(nn.AttendCached(qkv, floats(cache.K[i]), floats(cache.V[i]), ctx, int(heads), int(e/heads),
+			int(cache.MaxLen), int(pos)))
+		check(blk.Proj.Low.MulRows(ctx, a, floats(blk.Proj.Bias)))
+		check(nn.AddRows(x, a))
+		check(layerNorm(blk.Ln2, x, h, e, eps))
+		check(blk.Fc.Low.MulRows(h, f, floats(blk.Fc.Bias)))
+		nn.GeluTanhRows(f)
+		check(blk.MlpProj.Low.MulRows(f, a, floats(blk.MlpProj.Bias)))
+		check(nn.AddRows(x, a))
+		if err != nil {
+			out.MustDrop()
+			return nil, fmt.Errorf("gpt2 step, layer %d: %w", i, err)
 		}
 	}
 	if err := layerNorm(m.LnF, x, floats(out), e, eps); err != nil {
