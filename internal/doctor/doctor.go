@@ -48,6 +48,9 @@ func Report(w io.Writer) error {
 		fmt.Fprintf(w, "  blas build:   %s\n", torchrt.BLASConfig())
 	}
 	fmt.Fprintf(w, "  omp wait:     %s\n", orUnknown(ch().WaitPolicy))
+	if c := ch(); c.Threads > 0 {
+		fmt.Fprintf(w, "  torch threads: %d (%s)\n", c.Threads, c.ThreadsSource)
+	}
 	if gotch.CUDA.IsAvailable() {
 		fmt.Fprintf(w, "  devices:      cpu, cuda x%d (cudnn %v)\n", gotch.CUDA.DeviceCount(), gotch.CUDA.CudnnIsAvailable())
 	} else {

@@ -27,6 +27,23 @@ static const char *blas_config(void) {
 	char *(*f)(void) = (char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_config");
 	return f ? f() : NULL;
 }
+// at::get_num_threads / at::set_num_threads, looked up so that this package
+// needs no C++ toolchain flags (the names are the Itanium C++ ABI's).
+static int torch_threads(void) {
+	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "_ZN2at15get_num_threadsEv");
+	return f ? f() : -1;
+}
+static int torch_set_threads(int n) {
+	void (*f)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "_ZN2at15set_num_threadsEi");
+	if (!f) return -1;
+	f(n);
+	return 0;
+}
+// omp_team is the calling thread's OpenMP team size (what oneDNN uses).
+static int omp_team(void) {
+	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+	return f ? f() : -1;
+}
 static int blas_threads(void) {
 	int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
 	return f ? f() : -1;
@@ -36,6 +53,7 @@ import "C"
 
 import (
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -49,12 +67,34 @@ type Choice struct {
 	CoreType       string // OPENBLAS_CORETYPE in effect ("" = OpenBLAS auto-detection)
 	CoreTypeSource string // "environment", "clipcap (CPU features)", or "auto-detected by OpenBLAS"
 	WaitPolicy     string // OMP_WAIT_POLICY in effect
+	Threads        int    // libtorch's intra-op threads (0: libtorch not loaded)
+	ThreadsSource  string // "environment", "clipcap (physical cores)" or "libtorch's default"
 }
 
 var choice Choice
 
 func init() {
 	choice = decide(false)
+	choice.Threads, choice.ThreadsSource = setIntraOpThreads()
+}
+
+// setIntraOpThreads gives libtorch one thread per physical core this process
+// may run on, unless the environment chose. libtorch's own default counts
+// cores with cpuinfo, which some virtual machines defeat: on a 2-core VM it
+// counted 1, so every elementwise op and every oneDNN product (all bf16
+// matmuls) ran on one thread while OpenBLAS used both cores.
+func setIntraOpThreads() (int, string) {
+	switch {
+	case C.torch_threads() < 0:
+		return 0, ""
+	case os.Getenv("OMP_NUM_THREADS") != "" || os.Getenv("MKL_NUM_THREADS") != "":
+		return int(C.torch_threads()), "environment"
+	}
+	n := physicalCores()
+	if n <= 0 || C.torch_set_threads(C.int(n)) != 0 {
+		return int(C.torch_threads()), "libtorch's default"
+	}
+	return int(C.torch_threads()), "clipcap (physical cores)"
 }
 
 // Tune re-executes the process with the runtime settings that fit this CPU
@@ -66,7 +106,8 @@ func Tune() {
 }
 
 func decide(reexec bool) Choice {
-	c := Choice{CoreType: os.Getenv("OPENBLAS_CORETYPE"), WaitPolicy: os.Getenv("OMP_WAIT_POLICY")}
+	c := Choice{CoreType: os.Getenv("OPENBLAS_CORETYPE"), WaitPolicy: os.Getenv("OMP_WAIT_POLICY"),
+		Threads: choice.Threads, ThreadsSource: choice.ThreadsSource}
 	set := os.Getenv(reexecMarker)
 	switch {
 	case c.CoreType != "" && strings.Contains(set, "coretype"):
@@ -139,6 +180,19 @@ func BLASConfig() string {
 	}
 	return strings.TrimSpace(C.GoString(p))
 }
+
+// IntraOpThreads is the number of threads libtorch computes an op with, or
+// the number of usable CPUs when libtorch is not loaded.
+func IntraOpThreads() int {
+	if n := int(C.torch_threads()); n > 0 {
+		return n
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
+// ompTeam is the calling OS thread's OpenMP team size: what oneDNN, which
+// libtorch runs bf16 products on, computes with.
+func ompTeam() int { return int(C.omp_team()) }
 
 // BLASThreads is OpenBLAS's thread count, or -1 when it is not loaded.
 func BLASThreads() int { return int(C.blas_threads()) }
