@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -110,7 +111,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			step := func(bt *Batch) {
 				ch := make(chan batchOrErr, 1)
 				ch <- batchOrErr{b: bt}
-				if _, _, err := tr.optimizerStep(ch, bt.NTokens); err != nil {
+				if _, _, _, err := tr.optimizerStep(context.Background(), ch, bt.NTokens); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -154,7 +155,7 @@ func BenchmarkLongRunMemory(b *testing.B) {
 		bt := benchBatches(caps, [][]int{rows}, 512)[0]
 		ch := make(chan batchOrErr, 1)
 		ch <- batchOrErr{b: bt}
-		if _, _, err := tr.optimizerStep(ch, bt.NTokens); err != nil {
+		if _, _, _, err := tr.optimizerStep(context.Background(), ch, bt.NTokens); err != nil {
 			b.Fatal(err)
 		}
 		if i == 199 {

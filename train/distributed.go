@@ -163,31 +163,25 @@ func (t *Trainer) syncWeights() error {
 	return err
 }
 
-// reduceGrads averages the gradients over the ranks. Every rank has the same
-// set of defined gradients: the same model ran the same graph.
-func (t *Trainer) reduceGrads() error {
+// reduceGrads sums the gradients over the ranks (each rank's loss is
+// already its share of the global mean, see optimizerStep) and, in the same
+// round of collectives, the numbers in sums: the step's loss parts and the
+// stop flags, so all ranks take the same decisions without a second round
+// trip. Every rank has the same set of defined gradients: the same model ran
+// the same graph.
+func (t *Trainer) reduceGrads(sums []float64) error {
 	if t.group == nil {
 		return nil
 	}
-	var grads []*ts.Tensor
-	for _, p := range t.params {
-		g := p.Tensor.MustGrad(false)
-		if !g.MustDefined() {
-			g.MustDrop()
-			continue
-		}
-		grads = append(grads, g)
+	params := make([]*ts.Tensor, len(t.params))
+	for i, p := range t.params {
+		params[i] = p.Tensor
 	}
-	err := t.group.AllReduceAvg(grads)
-	for _, g := range grads {
-		g.MustDrop()
-	}
-	return err
+	return t.group.ReduceGrads(params, sums)
 }
 
-// agree sums xs over the ranks: the step's loss parts, a stop request
-// (a signal may reach only some ranks), validation sums. All ranks call it
-// at the same points, so they take the same decisions.
+// agree sums xs over the ranks (validation sums). All ranks call it at the
+// same points.
 func (t *Trainer) agree(xs ...float64) ([]float64, error) {
 	if t.group == nil {
 		return xs, nil

@@ -11,7 +11,7 @@ import (
 // same run, the same per-worker batch on a GPT-2 of n_embd 256 × 4 layers.
 // Throughput is rank 0's logged samples/s (all ranks' samples), first log
 // interval (warm-up) left out. Ideal speed-up is 2x on 2 idle cores; the
-// all-reduce (13 MB of gradients a step) and the per-step agreement are
+// all-reduce (15 MB of gradients a step, with the loss and stop flag) is
 // the overhead, which the step's compute hides better the larger the batch:
 // the headline figures are at a per-worker batch of 32, the "-bs8" ones at
 // 8, where a step computes for only about 45 ms.

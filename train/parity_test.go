@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -64,7 +65,7 @@ func TestLossesMatchOriginalLoop(t *testing.T) {
 		}
 		ch := make(chan batchOrErr, 1)
 		ch <- batchOrErr{b: batch}
-		loss, _, err := tr.optimizerStep(ch, batch.NTokens)
+		loss, _, _, err := tr.optimizerStep(context.Background(), ch, batch.NTokens)
 		if err != nil {
 			t.Fatal(err)
 		}

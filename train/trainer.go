@@ -296,7 +296,7 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 				halt()
 				return nil
 			}
-			loss, n, err := t.optimizerStep(batches, tokens[t.st.Batch/t.Cfg.GradAccum])
+			loss, n, stopNow, err := t.optimizerStep(ctx, batches, tokens[t.st.Batch/t.Cfg.GradAccum])
 			if err != nil {
 				halt()
 				return err
@@ -304,19 +304,9 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 			if t.afterStep != nil {
 				t.afterStep(t.st.Step)
 			}
-			// One collective per step: the global loss, and whether any rank
-			// was asked to stop, so all stop at the same step.
-			cancelled := 0.0
-			if ctx.Err() != nil {
-				cancelled = 1
-			}
-			agreed, err := t.agree(loss, cancelled)
-			if err != nil {
-				halt()
-				return err
-			}
-			loss, stopNow := agreed[0]/float64(t.world()), agreed[1] > 0
-			n *= t.world()
+			// A lone process stops right after the step a signal reached; ranks
+			// learn of each other's signals in the next step's all-reduce.
+			stopNow = stopNow || (t.world() == 1 && ctx.Err() != nil)
 			logLoss, logN, logSamples = logLoss+loss, logN+1, logSamples+n
 			epochLoss, epochN = epochLoss+loss, epochN+1
 			bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f lr %.2e", epoch+1, t.Cfg.Epochs, loss, t.lr(t.st.Step-1)))
@@ -363,19 +353,21 @@ func (t *Trainer) run(ctx context.Context, stopAt int) error {
 	return nil
 }
 
-// optimizerStep runs grad_accum micro-batches and one AdamW step; it
-// returns this rank's part of the step's loss and its number of samples.
-// stepTokens is the number of caption tokens in the step over all ranks.
-func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (float64, int, error) {
+// optimizerStep runs grad_accum micro-batches and one AdamW step. It
+// returns the step's loss and number of samples over all ranks, and whether
+// any rank's ctx was cancelled (a signal may reach only some ranks: all stop
+// after the same step). stepTokens is the number of caption tokens in the
+// step over all ranks.
+func (t *Trainer) optimizerStep(ctx context.Context, batches <-chan batchOrErr, stepTokens int) (float64, int, bool, error) {
 	var total float64
 	n := 0
 	for k := 0; k < t.Cfg.GradAccum; k++ {
 		be, ok := <-batches
 		if !ok {
-			return 0, 0, errors.New("internal: batch prefetcher ended early")
+			return 0, 0, false, errors.New("internal: batch prefetcher ended early")
 		}
 		if be.err != nil {
-			return 0, 0, be.err
+			return 0, 0, false, be.err
 		}
 		// Dropout masks depend only on (seed, micro-batch, rank), never on
 		// history.
@@ -384,18 +376,19 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 		loss, err := t.Model.Loss(db.clip, db.tokens, db.mask, true)
 		db.free()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 		// The step's loss is the sum over its tokens on every rank divided
-		// by their number; the all-reduce averages over ranks, hence ×world.
-		// One micro-batch on one rank: the scale is exactly 1.
-		if scale := float64(db.ntokens*t.world()) / float64(stepTokens); scale != 1 {
+		// by their number: each micro-batch's mean is weighted by its share
+		// of those tokens, and the all-reduce sums the ranks' gradients. One
+		// micro-batch on one rank: the weight is exactly 1.
+		if scale := float64(db.ntokens) / float64(stepTokens); scale != 1 {
 			loss = loss.MustMulScalar(ts.FloatScalar(scale), true)
 		}
 		loss = t.scaler.scaleLoss(loss)
 		if err := loss.Backward(); err != nil {
 			loss.MustDrop()
-			return 0, 0, fmt.Errorf("backward: %w", err)
+			return 0, 0, false, fmt.Errorf("backward: %w", err)
 		}
 		lv := loss.Float64Values(true)[0] / t.scaler.factor()
 		// One rank stopping alone would leave the others waiting in the
@@ -403,16 +396,23 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 		// stops them all at once. Under fp16 loss scaling an overflow is
 		// the scaler's to handle: it skips the step.
 		if !finite(lv) && t.world() <= 1 && t.scaler == nil {
-			return 0, 0, t.nonFinite(fmt.Sprintf("the loss of micro-batch %d is %g", t.st.Batch, lv))
+			return 0, 0, false, t.nonFinite(fmt.Sprintf("the loss of micro-batch %d is %g", t.st.Batch, lv))
 		}
 		total += lv
 		n += be.b.B
 		t.st.Micro++
 		t.st.Batch++
 	}
-	if err := t.reduceGrads(); err != nil {
-		return 0, 0, err
+	// One round of collectives a step: the gradients, the loss parts and
+	// whether any rank was asked to stop.
+	sums := []float64{total, 0}
+	if ctx.Err() != nil {
+		sums[1] = 1
 	}
+	if err := t.reduceGrads(sums); err != nil {
+		return 0, 0, false, err
+	}
+	total, stop := sums[0], sums[1] > 0
 	// The reduced gradients are the same on every rank, so every rank
 	// makes the same decision to step, to skip or to stop.
 	if t.scaler.unscale(t.params) {
@@ -430,7 +430,7 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 			if name, _ := firstNonFinite(t.params, true); name != "" {
 				what += " (" + name + " holds NaN/Inf)"
 			}
-			return 0, 0, t.nonFinite(what)
+			return 0, 0, false, t.nonFinite(what)
 		}
 		t.Opt.Step(t.lr(t.st.Step))
 	} else {
@@ -442,8 +442,8 @@ func (t *Trainer) optimizerStep(batches <-chan batchOrErr, stepTokens int) (floa
 		releaseFreeMemory()
 	}
 	// Each micro-batch loss was scaled by its share of the step's tokens, so
-	// the sum over micro-batches (and the mean over ranks) is the step's.
-	return total, n, nil
+	// the sum over micro-batches and ranks is the step's.
+	return total, n * t.world(), stop, nil
 }
 
 // nonFinite is the error that stops the run at the current step.

@@ -17,12 +17,23 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+// GradBuckets: gradients living in flat all-reduce buckets (DDP's
+// gradient_as_bucket_view). Each bound parameter's .grad is a view of its
+// bucket, so backward accumulates straight into the buffer the collective
+// reduces: no packing copy before it, no unpacking copy after.
+struct GradBuckets {
+  std::vector<at::Tensor> params; // bound, in order
+  std::vector<const void *> where; // each one's .grad data pointer when bound
+  std::vector<at::Tensor> flats;
+};
+
 struct cc_group {
   std::string backend;
   int rank = 0, world = 1;
   std::chrono::milliseconds timeout{0};
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  GradBuckets grads;
 };
 
 namespace {
@@ -102,6 +113,41 @@ void unpack(Bucket &b) {
 
 void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>> &works) {
   for (auto &w : works) w->wait();
+}
+
+// grads_bound reports whether params (those with a gradient) are exactly the ones
+// g was bound to and every .grad still is its view: something that replaced
+// a gradient (or a different parameter list) makes the buckets stale.
+bool grads_bound(const GradBuckets &g, const std::vector<at::Tensor> &params) {
+  if (g.params.size() != params.size()) return false;
+  for (size_t i = 0; i < params.size(); i++) {
+    if (!params[i].is_same(g.params[i])) return false;
+    const auto &gr = params[i].grad();
+    if (!gr.defined() || gr.data_ptr() != g.where[i] || !gr.is_contiguous()) return false;
+  }
+  return true;
+}
+
+// bind_grads packs the gradients of params into buckets and makes each .grad a
+// view of its bucket. Autograd then accumulates into those views in place
+// (it only replaces a .grad that is undefined), and zero_grad keeps them.
+void bind_grads(GradBuckets &g, const std::vector<at::Tensor> &params, int64_t cap) {
+  std::vector<at::Tensor> grads;
+  for (const auto &p : params) grads.push_back(p.grad());
+  auto bs = buckets(grads, cap);
+  g = GradBuckets{};
+  g.params = params;
+  size_t k = 0;
+  for (auto &b : bs) {
+    int64_t off = 0;
+    for (size_t j = 0; j < b.parts.size(); j++, k++) {
+      auto &p = g.params[k];
+      if (!b.flat.is_same(b.parts[j])) p.mutable_grad() = b.flat.narrow(0, off, p.numel()).view(p.sizes());
+      g.where.push_back(p.grad().data_ptr());
+      off += p.numel();
+    }
+    g.flats.push_back(b.flat);
+  }
 }
 
 } // namespace
@@ -190,19 +236,29 @@ int cc_store_check(cc_group *g, const char **keys, int n, int *present, char **e
   });
 }
 
-int cc_allreduce_avg(cc_group *g, void **ts, int n, int64_t bucket_bytes, char **err) {
+int cc_reduce_grads(cc_group *g, void **params, int n, int64_t bucket_bytes, double *sums, int nsums, char **err) {
   return guard(err, [&] {
     at::NoGradGuard no_grad;
-    auto bs = buckets(tensors(ts, n), bucket_bytes);
+    std::vector<at::Tensor> with;
+    for (const auto &p : tensors(params, n))
+      if (p.grad().defined()) with.push_back(p);
+    if (!grads_bound(g->grads, with)) bind_grads(g->grads, with, bucket_bytes);
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto &b : bs) {
-      std::vector<at::Tensor> one{b.flat};
+    for (auto &flat : g->grads.flats) {
+      std::vector<at::Tensor> one{flat};
+      works.push_back(g->pg->allreduce(one));
+    }
+    at::Tensor extra;
+    if (nsums > 0) {
+      auto dev = g->grads.flats.empty() ? at::Device(at::kCPU) : g->grads.flats[0].device();
+      extra = at::from_blob(sums, {nsums}, at::kDouble).to(dev, /*non_blocking=*/false, /*copy=*/true);
+      std::vector<at::Tensor> one{extra};
       works.push_back(g->pg->allreduce(one));
     }
     wait_all(works);
-    for (auto &b : bs) {
-      b.flat.div_(g->world);
-      unpack(b);
+    if (nsums > 0) {
+      auto host = extra.cpu();
+      std::memcpy(sums, host.data_ptr<double>(), sizeof(double) * nsums);
     }
   });
 }

@@ -31,10 +31,12 @@ int cc_store_check(cc_group *g, const char **keys, int n, int *present, char **e
 // (loopback for single-node runs), else to the address of the host name.
 int cc_make_group(cc_group *g, const char *gloo_host, char **err);
 
-// cc_allreduce_avg replaces each of the n tensors by its mean over the
-// ranks. Tensors are packed into flat buckets of at most bucket_bytes
-// (same dtype and device inside a bucket); all buckets are in flight at once.
-int cc_allreduce_avg(cc_group *g, void **tensors, int n, int64_t bucket_bytes, char **err);
+// cc_reduce_grads sums over the ranks the gradients of the n parameters
+// that have one, and the nsums doubles at sums, in one round of collectives.
+// The first call (and any after a .grad was replaced) moves the gradients
+// into flat buckets of at most bucket_bytes and makes each .grad a view of
+// its bucket, so later steps reduce in place without packing.
+int cc_reduce_grads(cc_group *g, void **params, int n, int64_t bucket_bytes, double *sums, int nsums, char **err);
 // cc_allreduce_sum sums one tensor over the ranks in place.
 int cc_allreduce_sum(cc_group *g, void *tensor, char **err);
 // cc_broadcast copies rank root's tensors into every rank's (bucketed too).

@@ -1,6 +1,6 @@
 // Package dist is data-parallel training's link to libtorch's distributed
 // engine (c10d): rendezvous through a TCPStore, a Gloo (CPU) or NCCL (CUDA)
-// process group, bucketed gradient all-reduce, weight broadcast and barrier.
+// process group, gradient all-reduce in persistent buckets, weight broadcast and barrier.
 // The collectives are libtorch's own; this package only packs tensors into
 // buckets and turns C++ exceptions into errors that name the lost rank.
 package dist
@@ -106,18 +106,28 @@ func handles(tensors []*ts.Tensor) (unsafe.Pointer, func()) {
 	return arr, func() { C.free(arr) }
 }
 
-// AllReduceAvg replaces every tensor by its mean over the ranks.
-func (g *Group) AllReduceAvg(tensors []*ts.Tensor) error {
-	if len(tensors) == 0 {
-		return nil
-	}
-	arr, free := handles(tensors)
+// ReduceGrads sums over the ranks the gradients of params (those that have
+// one) and, in the same round of collectives, the numbers in sums, in place.
+// The gradients stay in flat buckets between steps (each .grad a view of
+// its bucket, as DDP's gradient_as_bucket_view), so backward accumulates
+// straight into what is reduced; replacing a .grad only costs a re-pack.
+func (g *Group) ReduceGrads(params []*ts.Tensor, sums []float64) error {
+	arr, free := handles(params)
 	defer free()
+	var sp *C.double
+	if len(sums) > 0 {
+		// C memory: the collective runs on Gloo's threads.
+		buf := C.malloc(C.size_t(len(sums)) * C.sizeof_double)
+		defer C.free(buf)
+		sp = (*C.double)(buf)
+		copy(unsafe.Slice((*float64)(buf), len(sums)), sums)
+		defer func() { copy(sums, unsafe.Slice((*float64)(buf), len(sums))) }()
+	}
 	var e *C.char
-	if C.cc_allreduce_avg(g.c, (*unsafe.Pointer)(arr), C.int(len(tensors)), C.int64_t(g.BucketBytes), &e) != 0 {
+	if C.cc_reduce_grads(g.c, (*unsafe.Pointer)(arr), C.int(len(params)), C.int64_t(g.BucketBytes), sp, C.int(len(sums)), &e) != 0 {
 		return fmt.Errorf("rank %d: all-reduce: %w", g.Rank, g.lost(cerr(e)))
 	}
-	runtime.KeepAlive(tensors) // their finalizers free the C tensors
+	runtime.KeepAlive(params) // their finalizers free the C tensors
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -48,10 +49,13 @@ func start(g *Group) error {
 	return g.Start("127.0.0.1")
 }
 
-// Rank r's tensors hold r+1 times a pattern: the mean over 3 ranks is twice
-// the pattern. Tiny buckets put several tensors per bucket, and a tensor
-// larger than a bucket in one of its own; one tensor is non-contiguous.
-func TestAllReduceAvgAndBroadcast(t *testing.T) {
+// Rank r's gradients are r+1 times a pattern, so their sum over 3 ranks is
+// 6 times it. Tiny buckets put several gradients in one bucket and the
+// 40-float one in a bucket of its own; one parameter takes no part in the
+// loss and keeps no gradient. A second step, after an in-place zero_grad,
+// must accumulate into the same bucket memory: the gradients stay views of
+// the buckets and are reduced without re-packing.
+func TestReduceGradsAndBroadcast(t *testing.T) {
 	shapes := [][]int64{{3}, {2, 5}, {40}, {1}, {4, 4}}
 	pattern := func(i int) []float32 {
 		n := int64(1)
@@ -64,36 +68,66 @@ func TestAllReduceAvgAndBroadcast(t *testing.T) {
 		}
 		return v
 	}
-	const world = 3
-	results := make([][][]float64, world)
-	bcast := make([][]float64, world)
+	const world, unused = 3, 3
+	type result struct {
+		grads [2][][]float64
+		sums  [2][]float64
+		ptrs  [2][]uintptr
+		bcast []float64
+	}
+	results := make([]result, world)
 	errs := inProcess(t, world, 20*time.Second, func(g *Group) error {
 		if err := start(g); err != nil {
 			return err
 		}
 		g.BucketBytes = 64 // 16 floats
-		var tensors []*ts.Tensor
+		var params []*ts.Tensor
 		for i := range shapes {
-			x := ts.MustOfSlice(pattern(i)).MustView(shapes[i], true).MustMulScalar(ts.FloatScalar(float64(g.Rank+1)), true)
-			if i == 4 {
-				x = x.MustTranspose(0, 1, true) // a view: not contiguous
-			}
-			tensors = append(tensors, x)
+			params = append(params, ts.MustZeros(shapes[i], gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true))
 		}
-		if err := g.AllReduceAvg(tensors); err != nil {
-			return err
-		}
-		for _, x := range tensors {
-			if x == tensors[4] {
-				x = x.MustTranspose(0, 1, false)
+		res := &results[g.Rank]
+		for step := 0; step < 2; step++ {
+			var loss *ts.Tensor
+			for i, p := range params {
+				if i == unused {
+					continue
+				}
+				coef := ts.MustOfSlice(pattern(i)).MustView(shapes[i], true).MustMulScalar(ts.FloatScalar(float64((g.Rank+1)*(step+1))), true)
+				term := p.MustMul(coef, false).MustSum(gotch.Float, true)
+				coef.MustDrop()
+				if loss == nil {
+					loss = term
+				} else {
+					loss = loss.MustAdd(term, true)
+					term.MustDrop()
+				}
 			}
-			results[g.Rank] = append(results[g.Rank], x.Float64Values(false))
+			loss.MustBackward()
+			loss.MustDrop()
+			sums := []float64{float64(g.Rank + 1), 1}
+			if err := g.ReduceGrads(params, sums); err != nil {
+				return err
+			}
+			res.sums[step] = sums
+			for _, p := range params {
+				gr := p.MustGrad(false)
+				if !gr.MustDefined() {
+					res.grads[step] = append(res.grads[step], nil)
+					res.ptrs[step] = append(res.ptrs[step], 0)
+					gr.MustDrop()
+					continue
+				}
+				res.grads[step] = append(res.grads[step], gr.Float64Values(false))
+				res.ptrs[step] = append(res.ptrs[step], uintptr(gr.MustDataPtr()))
+				gr.MustZero_() // zero_grad, in place
+				gr.MustDrop()
+			}
 		}
 		b := ts.MustOfSlice([]float32{float32(g.Rank), 7, float32(g.Rank * 2)})
 		if err := g.Broadcast([]*ts.Tensor{b}, 1); err != nil {
 			return err
 		}
-		bcast[g.Rank] = b.Float64Values(false)
+		res.bcast = b.Float64Values(false)
 		return g.Barrier()
 	})
 	for r, err := range errs {
@@ -101,17 +135,35 @@ func TestAllReduceAvgAndBroadcast(t *testing.T) {
 			t.Fatalf("rank %d: %v", r, err)
 		}
 	}
-	for r := 0; r < world; r++ {
-		for i := range shapes {
-			want := pattern(i)
-			for j, w := range want {
-				if got := results[r][i][j]; math.Abs(got-2*float64(w)) > 1e-5*math.Abs(2*float64(w)) {
-					t.Fatalf("rank %d tensor %d [%d] = %v, want %v", r, i, j, got, 2*w)
+	for r, res := range results {
+		for step := 0; step < 2; step++ {
+			factor := float64(6 * (step + 1))
+			for i := range shapes {
+				if i == unused {
+					if res.grads[step][i] != nil {
+						t.Fatalf("rank %d: the unused parameter has a gradient %v", r, res.grads[step][i])
+					}
+					continue
+				}
+				for j, w := range pattern(i) {
+					if got, want := res.grads[step][i][j], factor*float64(w); math.Abs(got-want) > 1e-5*math.Abs(want) {
+						t.Fatalf("rank %d step %d gradient %d [%d] = %v, want %v", r, step, i, j, got, want)
+					}
 				}
 			}
+			if fmt.Sprint(res.sums[step]) != "[6 3]" {
+				t.Errorf("rank %d step %d: sums %v, want [6 3]", r, step, res.sums[step])
+			}
 		}
-		if fmt.Sprint(bcast[r]) != "[1 7 2]" {
-			t.Errorf("rank %d after broadcast from rank 1: %v", r, bcast[r])
+		if fmt.Sprint(res.ptrs[1]) != fmt.Sprint(res.ptrs[0]) {
+			t.Errorf("rank %d: gradients moved between steps (%v, then %v): not accumulated into the buckets", r, res.ptrs[0], res.ptrs[1])
+		}
+		// Gradients 0 (3 floats) and 1 (10) share the first bucket.
+		if res.ptrs[0][1] != res.ptrs[0][0]+3*4 {
+			t.Errorf("rank %d: gradient 1 at %#x, gradient 0 at %#x: not one flat bucket", r, res.ptrs[0][1], res.ptrs[0][0])
+		}
+		if fmt.Sprint(res.bcast) != "[1 7 2]" {
+			t.Errorf("rank %d after broadcast from rank 1: %v", r, res.bcast)
 		}
 	}
 }
@@ -178,7 +230,7 @@ func TestLostRankIsNamed(t *testing.T) {
 				return nil // leaves: inProcess closes its group
 			}
 			x := ts.MustOfSlice([]float32{1, 2})
-			return g.AllReduceAvg([]*ts.Tensor{x})
+			return g.AllReduceSum(x)
 		})
 		other := 1 - c.gone
 		if errs[c.gone] != nil {
