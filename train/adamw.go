@@ -34,8 +34,13 @@ func NewAdamW(params []nn.Named, weightDecay float64) *AdamW {
 }
 
 // Step updates every parameter that has a gradient with learning rate lr.
+// Contiguous float32 CPU parameters take the fused one-pass kernel
+// (adamw_fused.go), on libtorch's thread count; others (CUDA, say) take
+// libtorch's elementwise ops.
 func (o *AdamW) Step(lr float64) {
 	noGrad(func() {
+		var spans []fusedSpan
+		var held []*ts.Tensor // gradients the spans point into
 		for i, p := range o.params {
 			g := p.Tensor.MustGrad(false)
 			if !g.MustDefined() {
@@ -43,31 +48,44 @@ func (o *AdamW) Step(lr float64) {
 				continue
 			}
 			o.steps[i]++
-			t := float64(o.steps[i])
-			m, v := o.expAvg[i], o.expAvgSq[i]
-			// m = β1·m + (1-β1)·g; lerp computes the same in one pass.
-			m.MustLerp_(g, ts.FloatScalar(1-o.Beta1))
-			// v = β2·v + (1-β2)·g²
-			v.MustMulScalar_(ts.FloatScalar(o.Beta2))
-			gs := g.MustMulScalar(ts.FloatScalar(1-o.Beta2), false)
-			v.MustAddcmul_(gs, g)
-			gs.MustDrop()
+			stepSize := o.stepSize(lr, o.steps[i])
+			if fusable(p.Tensor, g, o.expAvg[i], o.expAvgSq[i]) {
+				spans = o.addSpans(spans, i, g, lr, stepSize)
+				held = append(held, g)
+				continue
+			}
+			o.stepTorch(i, g, lr, stepSize)
 			g.MustDrop()
-			stepSize := lr * math.Sqrt(1-math.Pow(o.Beta2, t)) / (1 - math.Pow(o.Beta1, t))
-			// p -= stepSize·m/(sqrt(v)+eps), as p.addcdiv_(m, denom/-stepSize)
-			// since gotch's addcdiv_ has no value argument.
-			denom := v.MustSqrt(false)
-			denom.MustAddScalar_(ts.FloatScalar(o.Eps))
-			if stepSize != 0 {
-				denom.MustDivScalar_(ts.FloatScalar(-stepSize))
-				p.Tensor.MustAddcdiv_(m, denom)
-			}
-			denom.MustDrop()
-			if o.WeightDecay > 0 {
-				p.Tensor.MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay))
-			}
+		}
+		runSpans(spans)
+		for _, g := range held {
+			g.MustDrop()
 		}
 	})
+}
+
+// stepTorch is Step for parameter i with libtorch's elementwise ops.
+func (o *AdamW) stepTorch(i int, g *ts.Tensor, lr, stepSize float64) {
+	p, m, v := o.params[i].Tensor, o.expAvg[i], o.expAvgSq[i]
+	// m = β1·m + (1-β1)·g; lerp computes the same in one pass.
+	m.MustLerp_(g, ts.FloatScalar(1-o.Beta1))
+	// v = β2·v + (1-β2)·g²
+	v.MustMulScalar_(ts.FloatScalar(o.Beta2))
+	gs := g.MustMulScalar(ts.FloatScalar(1-o.Beta2), false)
+	v.MustAddcmul_(gs, g)
+	gs.MustDrop()
+	// p -= stepSize·m/(sqrt(v)+eps), as p.addcdiv_(m, denom/-stepSize)
+	// since gotch's addcdiv_ has no value argument.
+	denom := v.MustSqrt(false)
+	denom.MustAddScalar_(ts.FloatScalar(o.Eps))
+	if stepSize != 0 {
+		denom.MustDivScalar_(ts.FloatScalar(-stepSize))
+		p.MustAddcdiv_(m, denom)
+	}
+	denom.MustDrop()
+	if o.WeightDecay > 0 {
+		p.MustMulScalar_(ts.FloatScalar(1 - lr*o.WeightDecay))
+	}
 }
 
 // ZeroGrad zeroes the gradients in place (PyTorch's zero_grad without

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -123,5 +124,74 @@ func TestClipGradNorm(t *testing.T) {
 	gc := c.MustGrad(false).Float64Values(true)
 	if math.Abs(ga[0]-1.5) > 1e-5 || math.Abs(ga[1]-2) > 1e-5 || math.Abs(gc[0]-6) > 1e-5 {
 		t.Errorf("clipped grads %v %v, want [1.5 2] [6]", ga, gc)
+	}
+}
+
+// The fused one-pass step (the CPU path) against libtorch's elementwise ops
+// (the CUDA path) on the same parameters and gradients, 5 steps with weight
+// decay: a parameter spanning several work spans (split over threads), a
+// small one, and a non-contiguous one that must take libtorch's path.
+func TestAdamWFusedMatchesTorch(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512: Step takes libtorch's ops only")
+	}
+	shapes := [][]int64{{3*spanElems + 123}, {7, 5}, {6, 4}}
+	build := func() ([]nn.Named, *AdamW) {
+		var params []nn.Named
+		for i, s := range shapes {
+			p := ts.MustRandn(s, gotch.Float, gotch.CPU)
+			if i == 2 { // a transposed view: not contiguous
+				p = p.MustT(true)
+			}
+			params = append(params, nn.Named{Name: fmt.Sprint("p", i), Tensor: p.MustSetRequiresGrad(true, true)})
+		}
+		return params, NewAdamW(params, 0.01)
+	}
+	ManualSeed(11)
+	fused, fo := build()
+	ManualSeed(11)
+	plain, po := build()
+	for step := 0; step < 5; step++ {
+		lr := 1e-3 * float64(step+1)
+		for _, set := range [][]nn.Named{fused, plain} {
+			ManualSeed(int64(100 + step)) // the same "loss" for both
+			var loss *ts.Tensor
+			for _, p := range set {
+				w := ts.MustRandn(p.Tensor.MustSize(), gotch.Float, gotch.CPU)
+				term := p.Tensor.MustMul(w, false).MustSquare(true).MustSum(gotch.Float, true)
+				w.MustDrop()
+				if loss == nil {
+					loss = term
+				} else {
+					loss = loss.MustAdd(term, true)
+					term.MustDrop()
+				}
+			}
+			loss.MustBackward()
+			loss.MustDrop()
+		}
+		fo.Step(lr)
+		noGrad(func() {
+			for i, p := range po.params {
+				g := p.Tensor.MustGrad(false)
+				po.steps[i]++
+				po.stepTorch(i, g, lr, po.stepSize(lr, po.steps[i]))
+				g.MustDrop()
+			}
+		})
+		ZeroGrad(fused)
+		ZeroGrad(plain)
+	}
+	for i := range shapes {
+		a := fused[i].Tensor.MustDetach(false).Float64Values(true)
+		b := plain[i].Tensor.MustDetach(false).Float64Values(true)
+		for j := range a {
+			if d := math.Abs(a[j] - b[j]); d > 1e-6*math.Max(1, math.Abs(b[j])) {
+				t.Fatalf("parameter %d [%d]: fused %.9g, libtorch %.9g", i, j, a[j], b[j])
+			}
+		}
+	}
+	if !fusable(fused[0].Tensor, fo.expAvg[0], fo.expAvgSq[0]) || fusable(fused[2].Tensor) {
+		t.Fatal("the contiguous parameter must take the fused kernel, the transposed one libtorch's ops")
 	}
 }
