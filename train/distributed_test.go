@@ -46,6 +46,9 @@ func TestDistWorker(t *testing.T) {
 }
 
 func distWorker(path string) error {
+	if _, err := dist.PinFromEnv(); err != nil {
+		return err
+	}
 	var spec workerSpec
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -89,8 +92,14 @@ func distWorker(path string) error {
 	return tr.Run(ctx)
 }
 
-// launch runs spec on n workers with the built-in launcher, one thread each.
+// launch runs spec on n workers with the built-in launcher, one thread
+// each, pinned as clipcap train --nproc-per-node pins them.
 func launch(t testing.TB, n int, spec workerSpec, started func(rank, pid int)) (string, error) {
+	t.Helper()
+	return launchPinned(t, n, spec, started, true)
+}
+
+func launchPinned(t testing.TB, n int, spec workerSpec, started func(rank, pid int), pin bool) (string, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "spec.json")
 	b, _ := json.Marshal(spec)
@@ -99,7 +108,7 @@ func launch(t testing.TB, n int, spec workerSpec, started func(rank, pid int)) (
 	}
 	var out syncBuffer
 	err := dist.Launch{N: n, Cmd: []string{os.Args[0], "-test.run=^TestDistWorker$"},
-		Env: append(os.Environ(), workerEnv+"="+path), Threads: 1, Stderr: &out, Started: started}.Run()
+		Env: append(os.Environ(), workerEnv+"="+path), Threads: 1, Pin: pin, Stderr: &out, Started: started}.Run()
 	return out.String(), err
 }
 

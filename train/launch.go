@@ -55,7 +55,8 @@ func withoutFlag(args []string, name string) []string {
 
 // LaunchLocal runs `clipcap train args...` (this executable) on n local
 // workers, args without --nproc-per-node: rendezvous on loopback, cores/n
-// CPU threads each (CUDA workers take cuda:LOCAL_RANK).
+// CPU threads each, each worker pinned to its own cores unless
+// CLIPCAP_PIN=0 (CUDA workers take cuda:LOCAL_RANK).
 func LaunchLocal(n int, args []string) error {
 	if _, inJob, _ := dist.FromEnv(os.Getenv); inJob {
 		return fmt.Errorf("--nproc-per-node: already inside a job (RANK/WORLD_SIZE or SLURM_* are set); drop the flag, the launcher started this process")
@@ -68,8 +69,13 @@ func LaunchLocal(n int, args []string) error {
 	if s := os.Getenv("OMP_NUM_THREADS"); s != "" {
 		threads, _ = strconv.Atoi(s) // the user's choice wins
 	}
-	fmt.Fprintf(os.Stderr, "launcher: %d workers, %d CPU threads each\n", n, threads)
-	return dist.Launch{N: n, Cmd: append([]string{exe, "train"}, withoutFlag(args, "nproc-per-node")...), Threads: threads}.Run()
+	pin := os.Getenv("CLIPCAP_PIN") != "0"
+	how := ""
+	if pin {
+		how = ", each pinned to its own cores (CLIPCAP_PIN=0: not)"
+	}
+	fmt.Fprintf(os.Stderr, "launcher: %d workers, %d CPU threads each%s\n", n, threads, how)
+	return dist.Launch{N: n, Cmd: append([]string{exe, "train"}, withoutFlag(args, "nproc-per-node")...), Threads: threads, Pin: pin}.Run()
 }
 
 // JobFromEnv puts this process into the job its environment describes, if
@@ -82,6 +88,13 @@ func JobFromEnv() ([]Option, io.Writer, error) {
 	log := io.Writer(os.Stderr)
 	if env.Rank != 0 {
 		log = io.Discard
+	}
+	cpus, err := dist.PinFromEnv()
+	if err != nil {
+		return nil, log, fmt.Errorf("rank %d: %w", env.Rank, err)
+	}
+	if cpus != nil {
+		fmt.Fprintf(log, "rank %d: pinned to CPU(s) %v\n", env.Rank, cpus)
 	}
 	return []Option{InJob(env)}, log, nil
 }

@@ -17,11 +17,16 @@ import (
 // it runs N copies of a command on loopback rendezvous, as torchrun does.
 type Launch struct {
 	N       int
-	Cmd     []string  // program and arguments of every worker
-	Env     []string  // base environment (os.Environ() when nil)
-	Threads int       // CPU threads per worker (OMP/OpenBLAS/MKL); 0 = leave as is
-	Port    int       // MASTER_PORT; 0 = a free port
-	Stderr  io.Writer // workers' stdout and stderr, and the launcher's messages
+	Cmd     []string // program and arguments of every worker
+	Env     []string // base environment (os.Environ() when nil)
+	Threads int      // CPU threads per worker (OMP/OpenBLAS/MKL); 0 = leave as is
+	// Pin gives worker r the r-th block of Threads CPUs of the launcher's
+	// own CPU set (see PinFromEnv), as Intel's PyTorch CPU launcher does:
+	// a worker's threads then keep their core and its caches instead of
+	// migrating among the others'. Skipped when the set is too small.
+	Pin    bool
+	Port   int       // MASTER_PORT; 0 = a free port
+	Stderr io.Writer // workers' stdout and stderr, and the launcher's messages
 	// Grace is how long the others get to exit after SIGTERM when one
 	// worker failed, before SIGKILL (default 10 s).
 	Grace time.Duration
@@ -63,6 +68,7 @@ func (l Launch) Run() error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	cpus := allowedCPUs()
 	procs := make([]*exec.Cmd, l.N)
 	exits := make(chan exit, l.N)
 	kill := func(sig syscall.Signal) {
@@ -81,6 +87,9 @@ func (l Launch) Run() error {
 		if l.Threads > 0 {
 			n := strconv.Itoa(l.Threads)
 			cmd.Env = append(cmd.Env, "OMP_NUM_THREADS="+n, "OPENBLAS_NUM_THREADS="+n, "MKL_NUM_THREADS="+n)
+		}
+		if l.Pin && l.Threads > 0 && len(cpus) >= l.N*l.Threads {
+			cmd.Env = append(cmd.Env, WorkerCPUsEnv+"="+cpuList(cpus[r*l.Threads:(r+1)*l.Threads]))
 		}
 		cmd.Stdout, cmd.Stderr = l.Stderr, l.Stderr
 		// Own process group: a terminal's Ctrl-C reaches the workers once,

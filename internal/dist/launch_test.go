@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +26,15 @@ func TestLaunchWorker(t *testing.T) {
 	if err != nil || !ok {
 		fmt.Fprintln(os.Stderr, "no job:", err)
 		os.Exit(2)
+	}
+	if mode == "pin" {
+		cpus, err := PinFromEnv()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(5)
+		}
+		fmt.Fprintf(os.Stderr, "rank %d pinned %v, allowed %v, gomaxprocs %d\n", env.Rank, cpus, allowedCPUs(), runtime.GOMAXPROCS(0))
+		os.Exit(0)
 	}
 	if mode == "fail" && env.Rank == 1 {
 		time.Sleep(200 * time.Millisecond)
@@ -107,5 +117,42 @@ func TestLaunchForwardsSignals(t *testing.T) {
 		if !strings.Contains(out.String(), fmt.Sprintf("rank %d ready, threads 2", r)) || strings.Count(out.String(), fmt.Sprintf("rank %d got terminated", r)) != 1 {
 			t.Errorf("rank %d did not get the thread count and exactly one SIGTERM:\n%s", r, out)
 		}
+	}
+}
+
+// Pinned workers each get their own block of the launcher's CPUs, and a
+// worker that applies it runs only there, with GOMAXPROCS to match.
+func TestLaunchPinsWorkers(t *testing.T) {
+	cpus := allowedCPUs()
+	if len(cpus) < 2 {
+		t.Skipf("%d CPU(s): nothing to split", len(cpus))
+	}
+	out := &lockedBuffer{}
+	l := Launch{N: 2, Cmd: []string{os.Args[0], "-test.run=^TestLaunchWorker$"}, Env: append(os.Environ(), launchWorkerEnv+"=pin"),
+		Threads: 1, Pin: true, Stderr: out}
+	if err := l.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for r := 0; r < 2; r++ {
+		want := fmt.Sprintf("rank %d pinned [%d], allowed [%d], gomaxprocs 1", r, cpus[r], cpus[r])
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+	// More workers than CPUs: no pinning at all rather than sharing.
+	out = &lockedBuffer{}
+	l.N, l.Stderr = len(cpus)+1, out
+	if err := l.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Count(out.String(), "pinned [], ") != l.N {
+		t.Errorf("workers pinned with %d workers on %d CPUs:\n%s", l.N, len(cpus), out)
+	}
+}
+
+func TestPinFromEnvRejectsBadCPUs(t *testing.T) {
+	t.Setenv(WorkerCPUsEnv, "0,x")
+	if _, err := PinFromEnv(); err == nil || !strings.Contains(err.Error(), WorkerCPUsEnv+`="0,x": "x" is not a CPU number`) {
+		t.Fatalf("error %v", err)
 	}
 }
