@@ -23,6 +23,13 @@ fi
 # The PyTorch baselines get the runtime settings clipcap's commands use (internal/torchrt): without a
 # passive OpenMP wait policy PyTorch 1.13's decoding runs several times slower on 2 cores.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# ... and one intra-op thread per physical core, which clipcap sets itself: libtorch's own count
+# (cpuinfo's) can be short on virtual machines (1 of 2 cores here), in PyTorch too.
+if [ -z "${OMP_NUM_THREADS:-}" ]; then
+  OMP_NUM_THREADS=$(lscpu -p=Core,Socket 2>/dev/null | grep -v '^#' | sort -u | wc -l)
+  [ "$OMP_NUM_THREADS" -gt 0 ] || OMP_NUM_THREADS=$(nproc)
+  export OMP_NUM_THREADS
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ONLY=${ONLY:-blas generate precision realtime train dist extract score serve}
