@@ -23,13 +23,11 @@ fi
 # The PyTorch baselines get the runtime settings clipcap's commands use (internal/torchrt): without a
 # passive OpenMP wait policy PyTorch 1.13's decoding runs several times slower on 2 cores.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-# ... and one intra-op thread per physical core, which clipcap sets itself: libtorch's own count
-# (cpuinfo's) can be short on virtual machines (1 of 2 cores here), in PyTorch too.
-if [ -z "${OMP_NUM_THREADS:-}" ]; then
-  OMP_NUM_THREADS=$(lscpu -p=Core,Socket 2>/dev/null | grep -v '^#' | sort -u | wc -l)
-  [ "$OMP_NUM_THREADS" -gt 0 ] || OMP_NUM_THREADS=$(nproc)
-  export OMP_NUM_THREADS
-fi
+# The training baseline also gets one intra-op thread per physical core, as clipcap's trainer takes
+# (torchrt.ComputeOnAllCores): libtorch's own count (cpuinfo's) can be short on virtual machines (1 of
+# 2 cores here), in PyTorch too. Inference keeps libtorch's default on both sides.
+cores=$(lscpu -p=Core,Socket 2>/dev/null | grep -v '^#' | sort -u | wc -l)
+[ "$cores" -gt 0 ] || cores=$(nproc)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ONLY=${ONLY:-blas generate precision realtime train dist extract score serve}
@@ -66,7 +64,7 @@ fi
 if want train; then
   gobench train ./train/ 'BenchmarkTrainStep' 3x
   for kind in mlp transformer; do
-    /usr/bin/python3 train/testdata/bench_train.py bench $kind 3 | tee "$work/train-$kind.json" >&2
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-$cores} /usr/bin/python3 train/testdata/bench_train.py bench $kind 3 | tee "$work/train-$kind.json" >&2
   done
   for kind in mlp transformer; do
     ours=$(awk -v k="$kind" '$1 ~ "BenchmarkTrainStep/"k"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == "samples/s") { print $i; exit } }' "$work/train.txt")

@@ -19,6 +19,7 @@ import (
 	"github.com/clipcap/clipcap/internal/dist"
 	"github.com/clipcap/clipcap/internal/progress"
 	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/checkpoint"
 	"github.com/clipcap/clipcap/model/clipcap"
 	"github.com/clipcap/clipcap/model/nn"
@@ -217,6 +218,8 @@ func (t *Trainer) setup() error {
 }
 
 func (t *Trainer) attach(m *clipcap.Model) {
+	// Training's ops are big enough for libtorch's OpenMP pool on every core.
+	torchrt.ComputeOnAllCores()
 	t.Model = m
 	t.params = m.Store.Trainable()
 	t.Opt = NewAdamW(t.params, t.Cfg.WeightDecay)

@@ -10,11 +10,12 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// libtorch computes on one thread per physical core (or what the
-// environment asked for), on every OS thread: a parallel op run on a fresh
-// thread (libtorch sizes each thread's OpenMP team lazily, from the global
-// count) leaves that thread's team at the same size.
+// After ComputeOnAllCores libtorch computes on one thread per physical core
+// (or what the environment asked for), on every OS thread: a parallel op run
+// on a fresh thread (libtorch sizes each thread's OpenMP team lazily, from
+// the global count) leaves that thread's team at the same size.
 func TestIntraOpThreads(t *testing.T) {
+	ComputeOnAllCores()
 	want := physicalCores()
 	if env := os.Getenv("OMP_NUM_THREADS"); env != "" {
 		want, _ = strconv.Atoi(env)

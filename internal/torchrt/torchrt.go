@@ -68,33 +68,43 @@ type Choice struct {
 	CoreTypeSource string // "environment", "clipcap (CPU features)", or "auto-detected by OpenBLAS"
 	WaitPolicy     string // OMP_WAIT_POLICY in effect
 	Threads        int    // libtorch's intra-op threads (0: libtorch not loaded)
-	ThreadsSource  string // "environment", "clipcap (physical cores)" or "libtorch's default"
+	ThreadsSource  string // "environment", "libtorch's default" or "clipcap (physical cores)" (ComputeOnAllCores)
 }
 
 var choice Choice
 
 func init() {
 	choice = decide(false)
-	choice.Threads, choice.ThreadsSource = setIntraOpThreads()
+	choice.Threads, choice.ThreadsSource = intraOpThreads()
 }
 
-// setIntraOpThreads gives libtorch one thread per physical core this process
-// may run on, unless the environment chose. libtorch's own default counts
-// cores with cpuinfo, which some virtual machines defeat: on a 2-core VM it
-// counted 1, so every elementwise op and every oneDNN product (all bf16
-// matmuls) ran on one thread while OpenBLAS used both cores.
-func setIntraOpThreads() (int, string) {
+// intraOpThreads reports libtorch's thread count and who chose it.
+func intraOpThreads() (int, string) {
 	switch {
 	case C.torch_threads() < 0:
 		return 0, ""
 	case os.Getenv("OMP_NUM_THREADS") != "" || os.Getenv("MKL_NUM_THREADS") != "":
 		return int(C.torch_threads()), "environment"
 	}
-	n := physicalCores()
-	if n <= 0 || C.torch_set_threads(C.int(n)) != 0 {
-		return int(C.torch_threads()), "libtorch's default"
+	return int(C.torch_threads()), "libtorch's default"
+}
+
+// ComputeOnAllCores gives libtorch one intra-op thread per physical core
+// this process may run on, unless the environment chose; training calls
+// it. libtorch's own default counts cores with cpuinfo, which some virtual
+// machines defeat: on this 2-core VM it counted 1, so every elementwise op
+// and every oneDNN product (all bf16 matmuls) ran on one thread while
+// OpenBLAS used both cores (bf16 training: 2x faster with both). Inference
+// keeps the default: its many small ops pay a thread wake-up each under
+// OMP_WAIT_POLICY=PASSIVE, and measured slower with more threads (live
+// int8: 6.2 against 6.6 captions/s).
+func ComputeOnAllCores() {
+	if _, src := intraOpThreads(); src != "libtorch's default" {
+		return
 	}
-	return int(C.torch_threads()), "clipcap (physical cores)"
+	if n := physicalCores(); n > 0 && C.torch_set_threads(C.int(n)) == 0 {
+		choice.Threads, choice.ThreadsSource = int(C.torch_threads()), "clipcap (physical cores)"
+	}
 }
 
 // Tune re-executes the process with the runtime settings that fit this CPU
