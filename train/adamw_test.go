@@ -155,17 +155,13 @@ func TestAdamWFusedMatchesTorch(t *testing.T) {
 		lr := 1e-3 * float64(step+1)
 		for _, set := range [][]nn.Named{fused, plain} {
 			ManualSeed(int64(100 + step)) // the same "loss" for both
-			var loss *ts.Tensor
+			loss := ts.MustZeros([]int64{1}, gotch.Float, gotch.CPU)
 			for _, p := range set {
 				w := ts.MustRandn(p.Tensor.MustSize(), gotch.Float, gotch.CPU)
 				term := p.Tensor.MustMul(w, false).MustSquare(true).MustSum(gotch.Float, true)
+				loss = loss.MustAdd(term, true)
 				w.MustDrop()
-				if loss == nil {
-					loss = term
-				} else {
-					loss = loss.MustAdd(term, true)
-					term.MustDrop()
-				}
+				term.MustDrop()
 			}
 			loss.MustBackward()
 			loss.MustDrop()

@@ -87,20 +87,16 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 		}
 		res := &results[g.Rank]
 		for step := 0; step < 2; step++ {
-			var loss *ts.Tensor
+			loss := ts.MustZeros([]int64{1}, gotch.Float, gotch.CPU)
 			for i, p := range params {
 				if i == unused {
 					continue
 				}
 				coef := ts.MustOfSlice(pattern(i)).MustView(shapes[i], true).MustMulScalar(ts.FloatScalar(float64((g.Rank+1)*(step+1))), true)
 				term := p.MustMul(coef, false).MustSum(gotch.Float, true)
+				loss = loss.MustAdd(term, true)
 				coef.MustDrop()
-				if loss == nil {
-					loss = term
-				} else {
-					loss = loss.MustAdd(term, true)
-					term.MustDrop()
-				}
+				term.MustDrop()
 			}
 			loss.MustBackward()
 			loss.MustDrop()
