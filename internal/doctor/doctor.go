@@ -49,7 +49,7 @@ func Report(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "  omp wait:     %s\n", orUnknown(ch().WaitPolicy))
 	if c := ch(); c.Threads > 0 {
-		fmt.Fprintf(w, "  torch threads: %d (%s)\n", c.Threads, c.ThreadsSource)
+		fmt.Fprintf(w, "  threads:      %d libtorch intra-op (%s; training takes one per physical core)\n", c.Threads, c.ThreadsSource)
 	}
 	if gotch.CUDA.IsAvailable() {
 		fmt.Fprintf(w, "  devices:      cpu, cuda x%d (cudnn %v)\n", gotch.CUDA.DeviceCount(), gotch.CUDA.CudnnIsAvailable())

@@ -75,7 +75,6 @@ var choice Choice
 
 func init() {
 	choice = decide(false)
-	choice.Threads, choice.ThreadsSource = intraOpThreads()
 }
 
 // intraOpThreads reports libtorch's thread count and who chose it.
@@ -171,7 +170,15 @@ func CoreTypeForCPU() string {
 }
 
 // Current returns how the runtime settings were decided.
-func Current() Choice { return choice }
+func Current() Choice {
+	// Asked for here, not at init: libtorch's get_num_threads also sizes the
+	// calling thread's OpenMP team, which a process that never asks must
+	// leave as it was.
+	if choice.ThreadsSource == "" {
+		choice.Threads, choice.ThreadsSource = intraOpThreads()
+	}
+	return choice
+}
 
 // BLASCore is the kernel OpenBLAS runs, or "" when OpenBLAS is not loaded.
 func BLASCore() string {
