@@ -60,6 +60,8 @@ type Config struct {
 	Progress         bool    `yaml:"progress"`           // progress bar on stderr
 	DistBackend      string  `yaml:"dist_backend"`       // data-parallel: "" = nccl on cuda, gloo on cpu
 	DistTimeout      string  `yaml:"dist_timeout"`       // data-parallel: collective/rendezvous timeout ("" = 10m)
+	DistBucketMB     float64 `yaml:"dist_bucket_mb"`     // data-parallel: gradient all-reduce bucket cap, MiB (DDP's bucket_cap_mb)
+	DistOverlap      string  `yaml:"dist_overlap"`       // data-parallel: all-reduce during backward: auto (on with nccl) | on | off
 	InitFrom         string  `yaml:"init_from"`          // model dir (or run dir) to start from; its model keys win
 	Precision        string  `yaml:"precision"`          // fp32 | bf16 | fp16 (CUDA): matmul precision, fp32 master weights
 
@@ -76,6 +78,7 @@ func Default() Config {
 		LR: 2e-5, WarmupSteps: 5000, Seed: 0, Device: "cpu", GPT2: "gpt2", GPT2Config: "",
 		GradAccum: 1, TrainSplit: "train", ValSplit: "val", ValBatches: 50, LogEvery: 10,
 		KeepLast: 3, MaxTokens: "auto", SampleCaptions: 4, Progress: true, Precision: "fp32",
+		DistBucketMB: 25, DistOverlap: "auto",
 	}
 }
 

@@ -33,6 +33,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"data: s\n", []string{"max_tokens=lots"}, "max_tokens"},
 		{"data: s\n", []string{"dropout=1.5"}, "dropout"},
 		{"data: s\n", []string{"device=tpu"}, "device"},
+		{"data: s\n", []string{"dist_bucket_mb=0"}, "dist_bucket_mb"},
+		{"data: s\n", []string{"dist_overlap=maybe"}, "dist_overlap"},
+		{"data: s\n", []string{"dist_timeout=-3s"}, "dist_timeout"},
 		{"bs: 8\n", nil, "data"},
 	}
 	for _, c := range cases {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,6 +140,12 @@ func TestDataParallelEquivalence(t *testing.T) {
 		"transformer-gpt2-frozen": func(c *Config) {
 			c.MappingType, c.PrefixLengthClip, c.NumLayers, c.OnlyPrefix = "transformer", 4, 2, true
 		},
+		// Buckets of 4 KiB, their all-reduce started inside backward, and
+		// 2 micro-batches a step (the first only accumulates): the same
+		// update as one process without any of it.
+		"mlp-overlap-accum": func(c *Config) {
+			c.DistOverlap, c.DistBucketMB, c.GradAccum = "on", 4.0/1024, 2
+		},
 	}
 	store := makeStore(t, 3) // 48 train captions: 6 steps of 8
 	for name, variant := range variants {
@@ -148,7 +155,7 @@ func TestDataParallelEquivalence(t *testing.T) {
 			c.GradClip = 1 // clipping must see the averaged gradient
 			variant(&c)
 			one := c
-			one.BS = 8
+			one.BS = 8 / c.GradAccum
 			tr := newTrainer(t, one)
 			init := paramValues(tr)
 			runTrainer(t, tr)
@@ -158,10 +165,15 @@ func TestDataParallelEquivalence(t *testing.T) {
 			want := paramValues(tr)
 
 			two := c
-			two.BS, two.OutDir = 4, t.TempDir()
+			two.BS, two.OutDir = 4/c.GradAccum, t.TempDir()
 			out, err := launch(t, 2, workerSpec{Config: two}, nil)
 			if err != nil {
 				t.Fatalf("2 workers: %v\n%s", err, out)
+			}
+			if started := regexp.MustCompile(`(\d+) gradient bucket\(s\) of at most \S+ MiB started their all-reduce during backward`).FindStringSubmatch(out); (started != nil) != (c.DistOverlap == "on") {
+				t.Fatalf("dist_overlap %s, but the log says %q about the all-reduce during backward:\n%s", c.DistOverlap, started, out)
+			} else if started != nil && started[1] == "1" {
+				t.Fatalf("only 1 bucket started during backward; 4 KiB buckets make several:\n%s", out)
 			}
 			m, _, err := checkpoint.Load(filepath.Join(two.RunDir(), CheckpointsDir, "epoch-001"), gotch.CPU)
 			if err != nil {

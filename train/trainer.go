@@ -47,7 +47,10 @@ type Trainer struct {
 	store   *featstore.Store
 	job     *dist.Env   // the data-parallel job to join (InJob)
 	group   *dist.Group // its process group once joined; nil: one process
-	scaler  *lossScaler // fp16's dynamic loss scaling; nil otherwise
+	overlap bool        // the gradient all-reduce starts inside backward (dist_overlap)
+	// overlapSeen: a step's buckets were seen starting during backward (logged once).
+	overlapSeen bool
+	scaler      *lossScaler // fp16's dynamic loss scaling; nil otherwise
 	// afterStep, when set (tests), runs after every optimizer step.
 	afterStep func(step int)
 }
@@ -389,6 +392,15 @@ func (t *Trainer) optimizerStep(ctx context.Context, batches <-chan batchOrErr, 
 			loss = loss.MustMulScalar(ts.FloatScalar(scale), true)
 		}
 		loss = t.scaler.scaleLoss(loss)
+		if t.overlap && k == t.Cfg.GradAccum-1 {
+			// The step's last backward starts each gradient bucket's
+			// all-reduce as soon as the bucket is complete; the micro-batches
+			// before it only accumulate (DDP's no_sync).
+			if err := t.group.ExpectBackward(); err != nil {
+				loss.MustDrop()
+				return 0, 0, false, err
+			}
+		}
 		if err := loss.Backward(); err != nil {
 			loss.MustDrop()
 			return 0, 0, false, fmt.Errorf("backward: %w", err)
@@ -414,6 +426,11 @@ func (t *Trainer) optimizerStep(ctx context.Context, batches <-chan batchOrErr, 
 	}
 	if err := t.reduceGrads(sums); err != nil {
 		return 0, 0, false, err
+	}
+	if t.overlap && !t.overlapSeen && t.group.StartedInBackward > 0 {
+		t.overlapSeen = true
+		fmt.Fprintf(t.Log, "data parallel: %d gradient bucket(s) of at most %g MiB started their all-reduce during backward\n",
+			t.group.StartedInBackward, t.Cfg.DistBucketMB)
 	}
 	total, stop := sums[0], sums[1] > 0
 	// The reduced gradients are the same on every rank, so every rank

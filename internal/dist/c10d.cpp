@@ -6,10 +6,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -18,13 +23,31 @@
 #endif
 
 // GradBuckets: gradients living in flat all-reduce buckets (DDP's
-// gradient_as_bucket_view). Each bound parameter's .grad is a view of its
-// bucket, so backward accumulates straight into the buffer the collective
-// reduces: no packing copy before it, no unpacking copy after.
+// gradient_as_bucket_view), and the all-reduce of each bucket started from
+// inside backward as soon as its last gradient is accumulated (DDP's
+// overlap of communication with computation). Each bound parameter's .grad
+// is a view of its bucket, so backward accumulates straight into the buffer
+// the collective reduces: no packing copy before it, no unpacking after.
+// Buckets hold the parameters in reverse order, the order backward produces
+// their gradients, and start strictly in bucket order, so every rank issues
+// the same sequence of collectives whatever its timing.
 struct GradBuckets {
-  std::vector<at::Tensor> params; // bound, in order
+  std::vector<at::Tensor> params;  // bound, in the caller's order
   std::vector<const void *> where; // each one's .grad data pointer when bound
+  std::vector<size_t> bucket_of, offset;
+  std::vector<std::vector<size_t>> members; // parameter indices of each bucket
   std::vector<at::Tensor> flats;
+  // Post-hooks on each parameter's gradient accumulator. A parameter holds
+  // its accumulator only weakly: keeping them here keeps the hooks alive.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hook_keys;
+
+  std::mutex mu; // the hooks run on autograd's thread
+  bool armed = false;        // the coming backward is the step's last: reduce
+  std::vector<size_t> pending; // gradients each bucket still waits for
+  size_t next = 0;           // first bucket not started
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  std::string hook_error;
 };
 
 struct cc_group {
@@ -33,7 +56,8 @@ struct cc_group {
   std::chrono::milliseconds timeout{0};
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
-  GradBuckets grads;
+  // unique_ptr: hooks hold its address, and the mutex cannot move.
+  std::unique_ptr<GradBuckets> grads = std::make_unique<GradBuckets>();
 };
 
 namespace {
@@ -115,42 +139,137 @@ void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>> &works) {
   for (auto &w : works) w->wait();
 }
 
-// grads_bound reports whether params (those with a gradient) are exactly the ones
-// g was bound to and every .grad still is its view: something that replaced
-// a gradient (or a different parameter list) makes the buckets stale.
+// grads_bound reports whether params (those with a gradient) are exactly
+// the ones g was bound to.
 bool grads_bound(const GradBuckets &g, const std::vector<at::Tensor> &params) {
   if (g.params.size() != params.size()) return false;
-  for (size_t i = 0; i < params.size(); i++) {
+  for (size_t i = 0; i < params.size(); i++)
     if (!params[i].is_same(g.params[i])) return false;
-    const auto &gr = params[i].grad();
-    if (!gr.defined() || gr.data_ptr() != g.where[i] || !gr.is_contiguous()) return false;
-  }
   return true;
 }
 
-// bind_grads packs the gradients of params into buckets and makes each .grad a
-// view of its bucket. Autograd then accumulates into those views in place
-// (it only replaces a .grad that is undefined), and zero_grad keeps them.
-void bind_grads(GradBuckets &g, const std::vector<at::Tensor> &params, int64_t cap) {
-  std::vector<at::Tensor> grads;
-  for (const auto &p : params) grads.push_back(p.grad());
-  auto bs = buckets(grads, cap);
-  g = GradBuckets{};
-  g.params = params;
-  size_t k = 0;
-  for (auto &b : bs) {
-    int64_t off = 0;
-    for (size_t j = 0; j < b.parts.size(); j++, k++) {
-      auto &p = g.params[k];
-      if (!b.flat.is_same(b.parts[j])) p.mutable_grad() = b.flat.narrow(0, off, p.numel()).view(p.sizes());
-      g.where.push_back(p.grad().data_ptr());
-      off += p.numel();
-    }
-    g.flats.push_back(b.flat);
+void unhook(GradBuckets &g) {
+  for (size_t i = 0; i < g.hook_keys.size(); i++) g.accumulators[i]->del_post_hook(g.hook_keys[i]);
+  g.accumulators.clear();
+  g.hook_keys.clear();
+}
+
+// repoint makes parameter i's .grad its bucket view again if something
+// replaced it (autograd only does when the .grad was undefined), copying the
+// gradient in first.
+void repoint(GradBuckets &g, size_t i) {
+  auto &p = g.params[i];
+  auto view = g.flats[g.bucket_of[i]].narrow(0, g.offset[i], p.numel()).view(p.sizes());
+  const auto &grad = p.grad();
+  if (grad.defined() && grad.data_ptr() == g.where[i] && grad.is_contiguous()) return;
+  if (grad.defined())
+    view.copy_(grad);
+  else
+    view.zero_();
+  p.mutable_grad() = view;
+}
+
+// start launches the all-reduce of bucket b.
+void start(GradBuckets &g, c10d::ProcessGroup &pg, size_t b) {
+  for (size_t i : g.members[b]) repoint(g, i);
+  std::vector<at::Tensor> one{g.flats[b]};
+  g.works.push_back(pg.allreduce(one));
+}
+
+// ready is parameter i's post-hook: its gradient is accumulated. The hook
+// runs inside backward, where an exception would abort it with a less
+// useful message: errors wait for cc_reduce_grads.
+void ready(GradBuckets &g, c10d::ProcessGroup &pg, size_t i) {
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (!g.armed || !g.hook_error.empty()) return;
+  try {
+    g.pending[g.bucket_of[i]]--;
+    while (g.next < g.flats.size() && g.pending[g.next] == 0) start(g, pg, g.next++);
+  } catch (const c10::Error &e) {
+    g.hook_error = e.what_without_backtrace();
+  } catch (const std::exception &e) {
+    g.hook_error = e.what();
   }
 }
 
+// bind_grads moves the gradients of params into buckets of at most cap
+// bytes, makes each .grad a view of its bucket and hooks each parameter's
+// gradient accumulator. Autograd then accumulates into those views in place
+// (it only replaces a .grad that is undefined), and zero_grad keeps them.
+void bind_grads(cc_group *cg, const std::vector<at::Tensor> &params, int64_t cap) {
+  auto &g = *cg->grads;
+  unhook(g);
+  g.params = params;
+  size_t n = params.size();
+  g.where.assign(n, nullptr);
+  g.bucket_of.assign(n, 0);
+  g.offset.assign(n, 0);
+  g.members.clear();
+  g.flats.clear();
+  std::vector<int64_t> sizes;
+  int64_t bytes = 0;
+  for (size_t k = n; k-- > 0;) {
+    const auto &p = params[k];
+    int64_t nb = p.numel() * p.element_size();
+    bool fresh = g.members.empty() || bytes + nb > cap;
+    if (!fresh) {
+      const auto &head = params[g.members.back()[0]];
+      fresh = head.scalar_type() != p.scalar_type() || head.device() != p.device();
+    }
+    if (fresh) {
+      g.members.emplace_back();
+      sizes.push_back(0);
+      bytes = 0;
+    }
+    g.bucket_of[k] = g.members.size() - 1;
+    g.offset[k] = sizes.back();
+    g.members.back().push_back(k);
+    sizes.back() += p.numel();
+    bytes += nb;
+  }
+  for (size_t b = 0; b < g.members.size(); b++)
+    g.flats.push_back(at::empty({sizes[b]}, params[g.members[b][0]].grad().options()));
+  for (size_t i = 0; i < n; i++) {
+    repoint(g, i);
+    g.where[i] = g.params[i].grad().data_ptr();
+  }
+  for (size_t i = 0; i < n; i++) {
+    auto acc = torch::autograd::impl::grad_accumulator(g.params[i]);
+    if (!acc) throw std::runtime_error("internal: a parameter with a gradient has no gradient accumulator");
+    auto &pg = *cg->pg;
+    auto *gp = &g;
+    g.hook_keys.push_back(acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [gp, &pg, i](const torch::autograd::variable_list &outputs, const torch::autograd::variable_list &) {
+          ready(*gp, pg, i);
+          return outputs;
+        })));
+    g.accumulators.push_back(std::move(acc));
+  }
+  g.pending.assign(g.members.size(), 0);
+  g.next = 0;
+}
+
+// rearm resets the per-step state: every bucket waits for all its gradients.
+void rearm(GradBuckets &g, bool armed) {
+  g.armed = armed;
+  g.next = 0;
+  for (size_t b = 0; b < g.members.size(); b++) g.pending[b] = g.members[b].size();
+  g.works.clear();
+  g.hook_error.clear();
+}
+
 } // namespace
+
+int cc_expect_backward(cc_group *g, char **err) {
+  return guard(err, [&] {
+    auto &gb = *g->grads;
+    std::lock_guard<std::mutex> lock(gb.mu);
+    // Work left over from a step that failed half way must finish before
+    // its buffers are reduced again.
+    wait_all(gb.works);
+    rearm(gb, !gb.params.empty());
+  });
+}
 
 int cc_init(const char *backend, const char *addr, int port, int rank, int world, int64_t timeout_ms,
             cc_group **out, char **err) {
@@ -236,26 +355,44 @@ int cc_store_check(cc_group *g, const char **keys, int n, int *present, char **e
   });
 }
 
-int cc_reduce_grads(cc_group *g, void **params, int n, int64_t bucket_bytes, double *sums, int nsums, char **err) {
+int cc_reduce_grads(cc_group *g, void **params, int n, int64_t bucket_bytes, double *sums, int nsums, int *early,
+                    char **err) {
   return guard(err, [&] {
     at::NoGradGuard no_grad;
+    auto &gb = *g->grads;
     std::vector<at::Tensor> with;
     for (const auto &p : tensors(params, n))
       if (p.grad().defined()) with.push_back(p);
-    if (!grads_bound(g->grads, with)) bind_grads(g->grads, with, bucket_bytes);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto &flat : g->grads.flats) {
-      std::vector<at::Tensor> one{flat};
-      works.push_back(g->pg->allreduce(one));
+    std::lock_guard<std::mutex> lock(gb.mu);
+    // Collectives started by the hooks come first, in bucket order, on
+    // every rank alike.
+    auto started = gb.next;
+    *early = static_cast<int>(started);
+    std::string hook_error = gb.hook_error;
+    if (!hook_error.empty()) {
+      wait_all(gb.works);
+      rearm(gb, false);
+      throw std::runtime_error(hook_error);
     }
+    if (!grads_bound(gb, with)) {
+      if (started > 0) {
+        wait_all(gb.works);
+        rearm(gb, false);
+        throw std::runtime_error("internal: the set of parameters with a gradient changed after backward started reducing them");
+      }
+      bind_grads(g, with, bucket_bytes);
+      rearm(gb, false);
+    }
+    for (; gb.next < gb.flats.size(); gb.next++) start(gb, *g->pg, gb.next);
     at::Tensor extra;
     if (nsums > 0) {
-      auto dev = g->grads.flats.empty() ? at::Device(at::kCPU) : g->grads.flats[0].device();
+      auto dev = gb.flats.empty() ? at::Device(at::kCPU) : gb.flats[0].device();
       extra = at::from_blob(sums, {nsums}, at::kDouble).to(dev, /*non_blocking=*/false, /*copy=*/true);
       std::vector<at::Tensor> one{extra};
-      works.push_back(g->pg->allreduce(one));
+      gb.works.push_back(g->pg->allreduce(one));
     }
-    wait_all(works);
+    wait_all(gb.works);
+    rearm(gb, false);
     if (nsums > 0) {
       auto host = extra.cpu();
       std::memcpy(sums, host.data_ptr<double>(), sizeof(double) * nsums);
@@ -294,6 +431,12 @@ int cc_barrier(cc_group *g, char **err) {
 void cc_shutdown(cc_group *g) {
   if (g == nullptr) return;
   try {
+    {
+      std::lock_guard<std::mutex> lock(g->grads->mu);
+      g->grads->armed = false;
+      unhook(*g->grads);
+    }
+    g->grads.reset();
     g->pg.reset();
     g->store.reset();
   } catch (...) {

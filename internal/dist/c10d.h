@@ -35,8 +35,16 @@ int cc_make_group(cc_group *g, const char *gloo_host, char **err);
 // that have one, and the nsums doubles at sums, in one round of collectives.
 // The first call (and any after a .grad was replaced) moves the gradients
 // into flat buckets of at most bucket_bytes and makes each .grad a view of
-// its bucket, so later steps reduce in place without packing.
-int cc_reduce_grads(cc_group *g, void **params, int n, int64_t bucket_bytes, double *sums, int nsums, char **err);
+// its bucket, so later steps reduce in place without packing. *early is
+// the number of buckets whose all-reduce backward had already started.
+int cc_reduce_grads(cc_group *g, void **params, int n, int64_t bucket_bytes, double *sums, int nsums, int *early,
+                    char **err);
+// cc_expect_backward arms the gradient hooks for the coming backward (the
+// step's last micro-batch): each bucket's all-reduce then starts inside
+// backward as soon as its gradients are complete, and cc_reduce_grads
+// starts the rest and waits for all. Without it (micro-batches that only
+// accumulate) backward reduces nothing.
+int cc_expect_backward(cc_group *g, char **err);
 // cc_allreduce_sum sums one tensor over the ranks in place.
 int cc_allreduce_sum(cc_group *g, void *tensor, char **err);
 // cc_broadcast copies rank root's tensors into every rank's (bucketed too).

@@ -40,8 +40,11 @@ type Group struct {
 	Backend     string
 	Timeout     time.Duration
 	BucketBytes int64 // all-reduce/broadcast bucket cap (BucketBytes by default)
-	addr        string
-	c           *C.cc_group
+	// StartedInBackward is how many gradient buckets the last ReduceGrads
+	// found already being reduced: started by backward after ExpectBackward.
+	StartedInBackward int
+	addr              string
+	c                 *C.cc_group
 }
 
 func cerr(e *C.char) error {
@@ -124,10 +127,26 @@ func (g *Group) ReduceGrads(params []*ts.Tensor, sums []float64) error {
 		defer func() { copy(sums, unsafe.Slice((*float64)(buf), len(sums))) }()
 	}
 	var e *C.char
-	if C.cc_reduce_grads(g.c, (*unsafe.Pointer)(arr), C.int(len(params)), C.int64_t(g.BucketBytes), sp, C.int(len(sums)), &e) != 0 {
+	var early C.int
+	if C.cc_reduce_grads(g.c, (*unsafe.Pointer)(arr), C.int(len(params)), C.int64_t(g.BucketBytes), sp, C.int(len(sums)), &early, &e) != 0 {
 		return fmt.Errorf("rank %d: all-reduce: %w", g.Rank, g.lost(cerr(e)))
 	}
 	runtime.KeepAlive(params) // their finalizers free the C tensors
+	g.StartedInBackward = int(early)
+	return nil
+}
+
+// ExpectBackward arms the gradient hooks for the coming backward, the
+// step's last: each bucket's all-reduce then starts inside backward as soon
+// as its gradients are complete, overlapping the rest of backward, and
+// ReduceGrads only finishes the job. Micro-batches that only accumulate
+// (gradient accumulation, DDP's no_sync) skip it. Before the first
+// ReduceGrads nothing is bound yet, and it does nothing.
+func (g *Group) ExpectBackward() error {
+	var e *C.char
+	if C.cc_expect_backward(g.c, &e) != 0 {
+		return fmt.Errorf("rank %d: all-reduce: %w", g.Rank, g.lost(cerr(e)))
+	}
 	return nil
 }
 

@@ -54,7 +54,9 @@ func start(g *Group) error {
 // 40-float one in a bucket of its own; one parameter takes no part in the
 // loss and keeps no gradient. A second step, after an in-place zero_grad,
 // must accumulate into the same bucket memory: the gradients stay views of
-// the buckets and are reduced without re-packing.
+// the buckets and are reduced without re-packing. From then on backward
+// itself starts each bucket's all-reduce (ExpectBackward), and the sums
+// must be the same.
 func TestReduceGradsAndBroadcast(t *testing.T) {
 	shapes := [][]int64{{3}, {2, 5}, {40}, {1}, {4, 4}}
 	pattern := func(i int) []float32 {
@@ -70,9 +72,10 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 	}
 	const world, unused = 3, 3
 	type result struct {
-		grads [2][][]float64
-		sums  [2][]float64
-		ptrs  [2][]uintptr
+		grads [3][][]float64
+		sums  [3][]float64
+		ptrs  [3][]uintptr
+		early [3]int
 		bcast []float64
 	}
 	results := make([]result, world)
@@ -86,7 +89,7 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 			params = append(params, ts.MustZeros(shapes[i], gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true))
 		}
 		res := &results[g.Rank]
-		for step := 0; step < 2; step++ {
+		for step := 0; step < 3; step++ {
 			loss := ts.MustZeros([]int64{1}, gotch.Float, gotch.CPU)
 			for i, p := range params {
 				if i == unused {
@@ -98,6 +101,11 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 				coef.MustDrop()
 				term.MustDrop()
 			}
+			if step > 0 {
+				if err := g.ExpectBackward(); err != nil {
+					return err
+				}
+			}
 			loss.MustBackward()
 			loss.MustDrop()
 			sums := []float64{float64(g.Rank + 1), 1}
@@ -105,6 +113,7 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 				return err
 			}
 			res.sums[step] = sums
+			res.early[step] = g.StartedInBackward
 			for _, p := range params {
 				gr := p.MustGrad(false)
 				if !gr.MustDefined() {
@@ -132,7 +141,7 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 		}
 	}
 	for r, res := range results {
-		for step := 0; step < 2; step++ {
+		for step := 0; step < 3; step++ {
 			factor := float64(6 * (step + 1))
 			for i := range shapes {
 				if i == unused {
@@ -151,12 +160,19 @@ func TestReduceGradsAndBroadcast(t *testing.T) {
 				t.Errorf("rank %d step %d: sums %v, want [6 3]", r, step, res.sums[step])
 			}
 		}
-		if fmt.Sprint(res.ptrs[1]) != fmt.Sprint(res.ptrs[0]) {
-			t.Errorf("rank %d: gradients moved between steps (%v, then %v): not accumulated into the buckets", r, res.ptrs[0], res.ptrs[1])
+		for step := 1; step < 3; step++ {
+			if fmt.Sprint(res.ptrs[step]) != fmt.Sprint(res.ptrs[0]) {
+				t.Errorf("rank %d: gradients moved between steps (%v, then %v): not accumulated into the buckets", r, res.ptrs[0], res.ptrs[step])
+			}
 		}
-		// Gradients 0 (3 floats) and 1 (10) share the first bucket.
-		if res.ptrs[0][1] != res.ptrs[0][0]+3*4 {
-			t.Errorf("rank %d: gradient 1 at %#x, gradient 0 at %#x: not one flat bucket", r, res.ptrs[0][1], res.ptrs[0][0])
+		// Buckets hold the parameters in backward's order, the reverse of
+		// theirs: gradients 1 (10 floats) and then 0 (3) share the last one.
+		if res.ptrs[0][0] != res.ptrs[0][1]+10*4 {
+			t.Errorf("rank %d: gradient 0 at %#x, gradient 1 at %#x: not one flat bucket in backward's order", r, res.ptrs[0][0], res.ptrs[0][1])
+		}
+		// Three buckets ({4}, {2}, {1, 0}); the unused parameter is in none.
+		if res.early != [3]int{0, 3, 3} {
+			t.Errorf("rank %d: buckets started inside backward, by step: %v, want [0 3 3]", r, res.early)
 		}
 		if fmt.Sprint(res.bcast) != "[1 7 2]" {
 			t.Errorf("rank %d after broadcast from rank 1: %v", r, res.bcast)
