@@ -87,6 +87,12 @@ if want dist; then
   f=$work/dist.txt; B=BenchmarkDataParallel
   row "train 2 workers x 1 thread vs 1 x 1, samples/s" "$(metric $f $B 2x1-samples/s)" "$(metric $f $B 1x1-samples/s)" "$(metric $f $B speedup)x"
   row "  the same at batch 8 a worker, samples/s" "$(metric $f $B 2x1-samples/s-bs8)" "$(metric $f $B 1x1-samples/s-bs8)" "$(metric $f $B speedup-bs8)x"
+  # PyTorch's own DDP on the same model, batch, threads and pinning: what the engine reaches here.
+  OMP_NUM_THREADS=1 /usr/bin/python3 train/testdata/bench_ddp.py 40 | tee "$work/ddp.json" >&2
+  ddp() { sed -n 's/.*"'"$1"'": *\([0-9.eE+-]*\).*/\1/p' "$work/ddp.json" | tail -n 1 | awk '{ printf "%.2f", $1 }'; }
+  row "  PyTorch DDP: 2 x 1 thread vs 1 x 1, samples/s" "$(ddp two_workers)" "$(ddp one_worker)" "$(ddp speedup)x"
+  ours2=$(metric $f $B 2x1-samples/s)
+  row "train 2 workers x 1 thread vs PyTorch DDP" "$ours2" "$(ddp two_workers)" "$(ratio "$ours2" "$(ddp two_workers)")"
   gobench allreduce ./internal/dist/ 'BenchmarkAllReduceGPT2Small$' 3x
   f=$work/allreduce.txt; B=BenchmarkAllReduceGPT2Small
   row "all-reduce GPT-2 small grads (498 MB), GB/s" "$(metric $f $B GB/s)" "$(metric $f $B tcp-GB/s)" "$(metric $f $B x-tcp)x"
