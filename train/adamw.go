@@ -7,6 +7,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/clipcap/clipcap/internal/tensorfile"
+	"github.com/clipcap/clipcap/internal/torchrt"
 	"github.com/clipcap/clipcap/model/nn"
 )
 
@@ -20,11 +21,13 @@ type AdamW struct {
 	params                         []nn.Named
 	expAvg, expAvgSq               []*ts.Tensor
 	steps                          []int64 // per parameter, as HF keeps state["step"]
+	threads                        int     // the fused kernel's threads: libtorch's count when created
 }
 
 // NewAdamW creates zeroed moments for params (the trainable ones).
 func NewAdamW(params []nn.Named, weightDecay float64) *AdamW {
-	o := &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: weightDecay, params: params}
+	o := &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-6, WeightDecay: weightDecay, params: params,
+		threads: torchrt.IntraOpThreads()}
 	for _, p := range params {
 		o.expAvg = append(o.expAvg, p.Tensor.MustZerosLike(false))
 		o.expAvgSq = append(o.expAvgSq, p.Tensor.MustZerosLike(false))
@@ -57,7 +60,7 @@ func (o *AdamW) Step(lr float64) {
 			o.stepTorch(i, g, lr, stepSize)
 			g.MustDrop()
 		}
-		runSpans(spans)
+		runSpans(spans, o.threads)
 		for _, g := range held {
 			g.MustDrop()
 		}

@@ -38,8 +38,6 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 	"golang.org/x/sys/cpu"
-
-	"github.com/clipcap/clipcap/internal/torchrt"
 )
 
 // spanElems is the unit of work the fused step hands to a thread: big
@@ -92,9 +90,9 @@ func (o *AdamW) addSpans(spans []fusedSpan, i int, g *ts.Tensor, lr, stepSize fl
 	return spans
 }
 
-// runSpans updates every span on as many threads as libtorch computes with.
-func runSpans(spans []fusedSpan) {
-	workers := min(torchrt.IntraOpThreads(), max(1, len(spans)))
+// runSpans updates every span on up to threads goroutines.
+func runSpans(spans []fusedSpan, threads int) {
+	workers := min(max(1, threads), max(1, len(spans)))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {

@@ -91,36 +91,53 @@ std::vector<at::Tensor> tensors(void **ts, int n) {
   return out;
 }
 
-// A bucket is a run of tensors of one dtype and device, at most cap bytes
-// (a single larger tensor is a bucket of its own), flattened into one
-// contiguous buffer unless it is a single contiguous tensor already.
+// bucket_members splits the tensors, taken in the order of `order` (indices
+// into ts), into runs of one dtype and device of at most cap bytes (a single
+// larger tensor is a run of its own): the indices of each bucket.
+std::vector<std::vector<size_t>> bucket_members(const std::vector<at::Tensor> &ts, const std::vector<size_t> &order,
+                                                int64_t cap) {
+  std::vector<std::vector<size_t>> out;
+  int64_t bytes = 0;
+  for (size_t k : order) {
+    const auto &t = ts[k];
+    int64_t nb = t.numel() * t.element_size();
+    bool fresh = out.empty() || bytes + nb > cap;
+    if (!fresh) {
+      const auto &head = ts[out.back()[0]];
+      fresh = head.scalar_type() != t.scalar_type() || head.device() != t.device();
+    }
+    if (fresh) {
+      out.emplace_back();
+      bytes = 0;
+    }
+    out.back().push_back(k);
+    bytes += nb;
+  }
+  return out;
+}
+
+// A bucket of tensors to broadcast: flattened into one contiguous buffer
+// unless it is a single contiguous tensor already.
 struct Bucket {
   std::vector<at::Tensor> parts;
   at::Tensor flat;
 };
 
 std::vector<Bucket> buckets(const std::vector<at::Tensor> &ts, int64_t cap) {
+  std::vector<size_t> order(ts.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
   std::vector<Bucket> out;
-  int64_t bytes = 0;
-  for (const auto &t : ts) {
-    int64_t nb = t.numel() * t.element_size();
-    bool fresh = out.empty() || bytes + nb > cap || out.back().parts[0].scalar_type() != t.scalar_type() ||
-                 out.back().parts[0].device() != t.device();
-    if (fresh) {
-      out.emplace_back();
-      bytes = 0;
-    }
-    out.back().parts.push_back(t);
-    bytes += nb;
-  }
-  for (auto &b : out) {
+  for (const auto &members : bucket_members(ts, order, cap)) {
+    Bucket b;
+    for (size_t k : members) b.parts.push_back(ts[k]);
     if (b.parts.size() == 1 && b.parts[0].is_contiguous()) {
       b.flat = b.parts[0];
-      continue;
+    } else {
+      std::vector<at::Tensor> flat;
+      for (const auto &t : b.parts) flat.push_back(t.reshape({-1}));
+      b.flat = at::cat(flat);
     }
-    std::vector<at::Tensor> flat;
-    for (const auto &t : b.parts) flat.push_back(t.reshape({-1}));
-    b.flat = at::cat(flat);
+    out.push_back(std::move(b));
   }
   return out;
 }
@@ -204,31 +221,20 @@ void bind_grads(cc_group *cg, const std::vector<at::Tensor> &params, int64_t cap
   g.where.assign(n, nullptr);
   g.bucket_of.assign(n, 0);
   g.offset.assign(n, 0);
-  g.members.clear();
+  // Backward produces the gradients roughly in reverse parameter order.
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; i++) order[i] = n - 1 - i;
+  g.members = bucket_members(params, order, cap);
   g.flats.clear();
-  std::vector<int64_t> sizes;
-  int64_t bytes = 0;
-  for (size_t k = n; k-- > 0;) {
-    const auto &p = params[k];
-    int64_t nb = p.numel() * p.element_size();
-    bool fresh = g.members.empty() || bytes + nb > cap;
-    if (!fresh) {
-      const auto &head = params[g.members.back()[0]];
-      fresh = head.scalar_type() != p.scalar_type() || head.device() != p.device();
+  for (size_t b = 0; b < g.members.size(); b++) {
+    int64_t size = 0;
+    for (size_t k : g.members[b]) {
+      g.bucket_of[k] = b;
+      g.offset[k] = size;
+      size += params[k].numel();
     }
-    if (fresh) {
-      g.members.emplace_back();
-      sizes.push_back(0);
-      bytes = 0;
-    }
-    g.bucket_of[k] = g.members.size() - 1;
-    g.offset[k] = sizes.back();
-    g.members.back().push_back(k);
-    sizes.back() += p.numel();
-    bytes += nb;
+    g.flats.push_back(at::empty({size}, params[g.members[b][0]].grad().options()));
   }
-  for (size_t b = 0; b < g.members.size(); b++)
-    g.flats.push_back(at::empty({sizes[b]}, params[g.members[b][0]].grad().options()));
   for (size_t i = 0; i < n; i++) {
     repoint(g, i);
     g.where[i] = g.params[i].grad().data_ptr();
